@@ -1,0 +1,54 @@
+# Sluice: one Makefile for people and CI. `make test` is what .ci/run calls.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+EXTRAS ?= runtime,operator,dev
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install system-deps lint test test-unit test-runtime test-cluster test-e2e demo bench \
+        generate clean
+
+# Python environment: rebuilt when pyproject.toml changes.
+install: $(INSTALLED)
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $@
+
+# Debian packages and tools outside PyPI that the tests run against (idempotent, cached).
+system-deps:
+	bash hack/system-deps.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile.*
+
+test: install system-deps lint
+	$(BIN)/pytest -q tests
+
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+test-runtime: install system-deps
+	$(BIN)/pytest -q tests/runtime
+
+test-cluster: install system-deps
+	$(BIN)/pytest -q tests/cluster
+
+test-e2e: install system-deps
+	$(BIN)/pytest -q tests/e2e
+
+demo: install
+	$(PY) -m examples.demo
+
+bench: install system-deps
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
