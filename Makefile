@@ -50,5 +50,9 @@ demo: install
 bench: install system-deps
 	$(PY) -m bench
 
+# Committed generated code; unit tests fail when it is stale.
+generate: install
+	$(PY) hack/generate_grpc.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
