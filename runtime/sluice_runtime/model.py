@@ -1,0 +1,143 @@
+"""The ONNX Runtime session: the only module that imports onnxruntime.
+
+It turns a verified model file into a session on the chosen device and
+describes the model's tensors as protocol metadata; everything above it sees
+numpy arrays in and out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from sluice_runtime.datatypes import datatype_of_onnx
+from sluice_runtime.errors import ModelLoadError
+from sluice_runtime.tensors import ModelMetadata, TensorSpec
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "onnxruntime_onnx"
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+Arrays = dict[str, np.ndarray[Any, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlan:
+    """Which execution providers to ask ONNX Runtime for, in order of preference."""
+
+    providers: tuple[str, ...]
+    require_cuda: bool
+
+
+def plan_device(device: str, available: Sequence[str]) -> DevicePlan:
+    """Pick providers for `--device`: cuda demands CUDA, auto takes it when it is there."""
+    if device == "cpu":
+        return DevicePlan((CPU,), require_cuda=False)
+    if CUDA in available:
+        return DevicePlan((CUDA, CPU), require_cuda=device == "cuda")
+    if device == "cuda":
+        raise ModelLoadError(
+            f"--device cuda: onnxruntime offers no {CUDA} "
+            f"(available: {', '.join(available)}); install the gpu extra (onnxruntime-gpu)"
+        )
+    return DevicePlan((CPU,), require_cuda=False)
+
+
+def device_of(providers: Sequence[str]) -> str:
+    """The device a session runs on, from the providers it actually took."""
+    return "cuda" if providers and providers[0] == CUDA else "cpu"
+
+
+def _dims(shape: Sequence[Any]) -> tuple[int, ...]:
+    # Symbolic ("batch") and unknown (None) dimensions are dynamic: -1 in the protocol.
+    return tuple(dim if isinstance(dim, int) and dim >= 0 else -1 for dim in shape)
+
+
+def _specs(args: Sequence[Any]) -> tuple[TensorSpec, ...]:
+    specs = []
+    for arg in args:
+        try:
+            datatype = datatype_of_onnx(arg.type)
+        except ValueError as error:
+            raise ModelLoadError(f"tensor {arg.name!r}: {error}") from None
+        specs.append(TensorSpec(name=arg.name, datatype=datatype, shape=_dims(arg.shape)))
+    return tuple(specs)
+
+
+def batchable(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> bool:
+    """True when every input and output has a dynamic first dimension to merge along."""
+    tensors = [*inputs, *outputs]
+    return bool(inputs) and all(spec.shape and spec.shape[0] == -1 for spec in tensors)
+
+
+class OnnxModel:
+    """One loaded model; `run` is thread-safe and releases the GIL while the graph runs."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str,
+        version: str,
+        digest: str,
+        device: str,
+        max_batch_size: int,
+    ) -> None:
+        plan = plan_device(device, ort.get_available_providers())
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(path), sess_options=options, providers=list(plan.providers)
+            )
+        except Exception as error:  # onnxruntime raises its own unexported exception types
+            raise ModelLoadError(f"onnxruntime cannot load {path}: {error}") from error
+        taken = self._session.get_providers()
+        if plan.require_cuda and device_of(taken) != "cuda":
+            raise ModelLoadError(
+                f"--device cuda: the session fell back to {', '.join(taken)}; is a GPU present?"
+            )
+        inputs = _specs(self._session.get_inputs())
+        outputs = _specs(self._session.get_outputs())
+        self.metadata = ModelMetadata(
+            name=name,
+            version=version,
+            platform=PLATFORM,
+            inputs=inputs,
+            outputs=outputs,
+            max_batch_size=max_batch_size if batchable(inputs, outputs) else 0,
+            device=device_of(taken),
+            digest=digest,
+        )
+        self._output_names = [spec.name for spec in outputs]
+        self._text_outputs = [spec.name for spec in outputs if spec.datatype == "BYTES"]
+        log.info(
+            "loaded %s version %s on %s (providers %s)",
+            name,
+            version,
+            self.metadata.device,
+            ", ".join(taken),
+        )
+
+    def run(self, inputs: Mapping[str, np.ndarray[Any, Any]]) -> Arrays:
+        """Run the graph once and return every output by name."""
+        values = self._session.run(self._output_names, dict(inputs))
+        outputs = dict(zip(self._output_names, values, strict=True))
+        for name in self._text_outputs:
+            outputs[name] = utf8_bytes(outputs[name])
+        return outputs
+
+
+def utf8_bytes(text: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """ONNX Runtime hands strings back as str; the protocol's BYTES are bytes."""
+    encoded = np.empty(text.shape, dtype=object)
+    encoded.reshape(-1)[:] = [str(item).encode("utf-8") for item in text.reshape(-1)]
+    return encoded

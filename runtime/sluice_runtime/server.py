@@ -1,0 +1,99 @@
+"""Run REST (uvicorn) and gRPC (grpc.aio) for one data plane in one event loop.
+
+Order of life: both listeners up first (liveness answers at once), then the model
+loads and warms up (readiness turns true), then serving until `stop` is set; then
+readiness turns false at once, the listeners close, in-flight requests complete
+within the drain period, and the batcher stops. Signal handling belongs to the
+caller (the CLI), which sets `stop`; nothing here touches signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from sluice_runtime.dataplane import DataPlane
+from sluice_runtime.grpc import create_grpc_server, set_serving
+from sluice_runtime.metrics import RuntimeMetrics
+from sluice_runtime.rest import create_rest_app
+from sluice_runtime.settings import RuntimeSettings
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_LOAD_FAILED = 1
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the CLI owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def grpc_address(host: str, port: int) -> str:
+    """host:port, with brackets around an IPv6 host."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve(settings: RuntimeSettings, stop: asyncio.Event) -> int:
+    """Serve until `stop` is set or the model fails to load; returns the exit code."""
+    metrics = RuntimeMetrics(CollectorRegistry(), settings.model_name, settings.model_version)
+    dataplane = DataPlane(settings, metrics)
+    app = create_rest_app(dataplane, metrics, max_request_bytes=settings.max_request_bytes)
+    http = _HttpServer(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.http_port,
+            loop="none",
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=int(max(1, settings.drain_seconds)),
+        )
+    )
+    grpc_server = create_grpc_server(
+        dataplane,
+        metrics,
+        address=grpc_address(settings.host, settings.grpc_port),
+        max_message_bytes=settings.max_request_bytes,
+    )
+    await grpc_server.start()
+    http_task = asyncio.create_task(http.serve(), name="http")
+    load_task = asyncio.create_task(dataplane.load(), name="load")
+    stop_task = asyncio.create_task(stop.wait(), name="stop")
+    code = EXIT_OK
+    try:
+        await asyncio.wait({load_task, stop_task, http_task}, return_when=asyncio.FIRST_COMPLETED)
+        if load_task.done():
+            error = load_task.exception()
+            if error is not None:
+                log.error("model load failed: %s", error)
+                code = EXIT_LOAD_FAILED
+            else:
+                set_serving(grpc_server, True)
+                await asyncio.wait({stop_task, http_task}, return_when=asyncio.FIRST_COMPLETED)
+        if http_task.done() and not stop_task.done():
+            log.error("the HTTP server stopped by itself")
+            code = code or EXIT_LOAD_FAILED
+    finally:
+        log.info("shutting down: draining for at most %.1fs", settings.drain_seconds)
+        dataplane.begin_drain()
+        set_serving(grpc_server, False)
+        load_task.cancel()
+        stop_task.cancel()
+        http.should_exit = True
+        await asyncio.gather(
+            grpc_server.stop(settings.drain_seconds), http_task, return_exceptions=True
+        )
+        await dataplane.close()
+        log.info("stopped")
+    return code
