@@ -53,6 +53,7 @@ bench: install system-deps
 # Committed generated code; unit tests fail when it is stale.
 generate: install
 	$(PY) hack/generate_grpc.py
+	$(PY) -m sluice_operator.crd --write
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
