@@ -1,0 +1,207 @@
+"""The REST transport: Open Inference Protocol V2, V1 `:predict`, health and /metrics.
+
+Routes are plain Starlette endpoints on a FastAPI app (no pydantic models, no dependency
+solving on the hot path); every error leaves as `{"error": "..."}` with the status the
+data plane's error carries, never FastAPI's `{"detail": ...}` or a 422.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sluice_runtime.errors import NotReady, SluiceError
+from sluice_runtime.metrics import RuntimeMetrics
+from sluice_runtime.rest.http import (
+    BINARY,
+    JSON,
+    RequestIdMiddleware,
+    error_response,
+    json_response,
+    read_body,
+)
+from sluice_runtime.rest.v1_codec import decode_predict, encode_predict
+from sluice_runtime.rest.v2_codec import (
+    decode_infer_request,
+    encode_infer_response,
+    model_metadata_doc,
+)
+from sluice_runtime.transport import REQUEST_ID_HEADER, log_request, new_request_id
+
+if TYPE_CHECKING:
+    from sluice_runtime.dataplane import DataPlane
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "rest"
+_MODEL = "/v2/models/{model_name}"
+_VERSIONED = "/v2/models/{model_name}/versions/{model_version}"
+
+
+def create_rest_app(
+    dataplane: DataPlane, metrics: RuntimeMetrics, *, max_request_bytes: int
+) -> FastAPI:
+    """The HTTP application for one data plane; nothing global is touched."""
+    app = FastAPI(title="sluice-runtime", docs_url=None, redoc_url=None, openapi_url=None)
+    endpoints = _Endpoints(dataplane, metrics, max_request_bytes)
+    routes: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
+        ("/v2/health/live", endpoints.live, "GET"),
+        ("/v2/health/ready", endpoints.ready, "GET"),
+        ("/v2", endpoints.server_metadata, "GET"),
+        ("/metrics", endpoints.metrics, "GET"),
+        ("/v1/models/{model_name}", endpoints.v1_model, "GET"),
+        ("/v1/models/{model_name}:predict", endpoints.v1_predict, "POST"),
+    ]
+    for prefix in (_MODEL, _VERSIONED):
+        routes += [
+            (prefix, endpoints.model_metadata, "GET"),
+            (f"{prefix}/ready", endpoints.model_ready, "GET"),
+            (f"{prefix}/config", endpoints.model_config, "GET"),
+            (f"{prefix}/infer", endpoints.infer, "POST"),
+        ]
+    for path, endpoint, method in routes:
+        app.router.add_route(path, endpoint, methods=[method], include_in_schema=False)
+    app.add_exception_handler(SluiceError, _sluice_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+class _Endpoints:
+    """The route handlers, bound to one data plane and its metrics."""
+
+    def __init__(self, dataplane: DataPlane, metrics: RuntimeMetrics, limit: int) -> None:
+        self._dataplane = dataplane
+        self._metrics = metrics
+        self._limit = limit
+
+    async def live(self, request: Request) -> Response:
+        if not self._dataplane.live():
+            raise NotReady("server is not live")
+        return json_response({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        if not self._dataplane.ready():
+            raise NotReady("server is not ready: the model is loading, warming up or draining")
+        return json_response({"ready": True})
+
+    async def server_metadata(self, request: Request) -> Response:
+        return json_response(self._dataplane.server_metadata())
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self._metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def model_metadata(self, request: Request) -> Response:
+        name, version = _model_path(request)
+        return json_response(model_metadata_doc(self._dataplane.model_metadata(name, version)))
+
+    async def model_ready(self, request: Request) -> Response:
+        name, version = _model_path(request)
+        if not self._dataplane.model_ready(name, version):
+            raise NotReady(f"model {name!r} is not ready")
+        return json_response({"name": name, "ready": True})
+
+    async def model_config(self, request: Request) -> Response:
+        name, version = _model_path(request)
+        return json_response(self._dataplane.model_config(name, version))
+
+    async def v1_model(self, request: Request) -> Response:
+        return await self.model_ready(request)
+
+    async def infer(self, request: Request) -> Response:
+        name, version = _model_path(request)
+        header_length = request.headers.get("inference-header-content-length")
+
+        async def run(request_id: str) -> tuple[Response, str]:
+            body = await read_body(request, self._limit)
+            infer_request = decode_infer_request(body, header_length, request_id)
+            response = await self._dataplane.infer(name, version, infer_request)
+            content, json_length = encode_infer_response(response, infer_request)
+            if json_length is None:
+                return Response(content, media_type=JSON), infer_request.id
+            answer = Response(content, media_type=BINARY)
+            answer.headers["inference-header-content-length"] = str(json_length)
+            return answer, infer_request.id
+
+        return await self._observed(request, run)
+
+    async def v1_predict(self, request: Request) -> Response:
+        name = request.path_params["model_name"]
+
+        async def run(request_id: str) -> tuple[Response, str]:
+            metadata = self._dataplane.model_metadata(name, None)
+            body = await read_body(request, self._limit)
+            infer_request, style = decode_predict(body, metadata, request_id)
+            response = await self._dataplane.infer(name, None, infer_request)
+            return Response(encode_predict(response, style), media_type=JSON), request_id
+
+        return await self._observed(request, run)
+
+    async def _observed(
+        self, request: Request, run: Callable[[str], Awaitable[tuple[Response, str]]]
+    ) -> Response:
+        """Runs one inference with its metrics, log line, request id and error answer."""
+        started = perf_counter()
+        given = request.headers.get(REQUEST_ID_HEADER)
+        request_id = given or new_request_id()
+        status, error = 500, "internal error"
+        with self._metrics.in_flight(PROTOCOL):
+            try:
+                response, request_id = await run(request_id)
+                status, error = response.status_code, ""
+            except SluiceError as failure:
+                status, error = failure.http_status, failure.message
+                response = error_response(status, error)
+            except Exception as failure:
+                log.exception("request %s failed unexpectedly", request_id)
+                error = f"internal error: {type(failure).__name__}"
+                response = error_response(status, error)
+            finally:
+                seconds = perf_counter() - started
+                self._metrics.observe_request(PROTOCOL, str(status), seconds)
+                log_request(PROTOCOL, request_id, str(status), seconds, error)
+        response.headers[REQUEST_ID_HEADER] = given or request_id
+        return response
+
+
+def _model_path(request: Request) -> tuple[str, str | None]:
+    params = request.path_params
+    return params["model_name"], params.get("model_version")
+
+
+async def _sluice_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, SluiceError)
+    return error_response(error.http_status, error.message)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    if error.status_code == 404:
+        message = f"no route for {request.method} {request.url.path}"
+    elif error.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(error.detail)
+    response = error_response(error.status_code, message)
+    response.headers.update(error.headers or {})
+    return response
+
+
+async def _validation_error(request: Request, error: Exception) -> Response:
+    return error_response(400, f"invalid request: {error}")
+
+
+async def _internal_error(request: Request, error: Exception) -> Response:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+    return error_response(500, f"internal error: {type(error).__name__}")
