@@ -89,7 +89,7 @@ class Batcher:
                 if self._closed:
                     return
                 await self._sleep(None)
-            elif due > 0:
+            elif due > 0 and not self._closed:
                 await self._sleep(due)
             else:
                 batch = self._queue.take()
