@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
-
 from sluice_runtime.batcher import Batcher
 from sluice_runtime.batching import BatchPolicy
 from sluice_runtime.errors import NotReady, QueueFull, SluiceError
@@ -67,7 +66,8 @@ async def test_concurrent_requests_merge_and_each_gets_its_own_answer() -> None:
         np.testing.assert_array_equal(answer["y"], np.full((1 + i % 3, 2), 2.0 * i))
     assert sum(model.batches) == sum(1 + i % 3 for i in range(20))
     assert max(model.batches) > 3  # merged, not one by one
-    assert model.threads and threading.main_thread().name not in model.threads
+    assert model.threads
+    assert threading.main_thread().name not in model.threads
 
 
 async def test_one_bad_request_does_not_fail_its_neighbours() -> None:

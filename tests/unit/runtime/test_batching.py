@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from sluice_runtime.batching import BatchPolicy, BatchQueue, merge, merge_key, split
 
 KEY = ("input", (4,))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from sluice_runtime.dataplane import output_observations, triton_config
 from sluice_runtime.errors import ModelLoadError
 from sluice_runtime.model import CPU, CUDA, batchable, device_of, plan_device

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from sluice_runtime.cli import build_parser
 from sluice_runtime.settings import RuntimeSettings, SettingsError, resolve_settings
 

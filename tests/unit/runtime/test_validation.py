@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from sluice_runtime.errors import InvalidInput
 from sluice_runtime.tensors import InferRequest, ModelMetadata, RequestedOutput, Tensor, TensorSpec
 from sluice_runtime.validation import validate

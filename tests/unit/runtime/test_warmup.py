@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from sluice_runtime.tensors import ModelMetadata, TensorSpec
 from sluice_runtime.warmup import warm_up, warmup_batch_sizes, warmup_inputs
 
@@ -55,10 +54,12 @@ def test_a_batched_model_is_warmed_at_one_and_at_the_max_batch_size() -> None:
 
 def test_feeds_hold_zeros_of_the_declared_dtype_and_empty_strings() -> None:
     feed = warmup_inputs(BATCHED)[0]
-    assert feed["x"].dtype == np.float32 and not feed["x"].any()
+    assert feed["x"].dtype == np.float32
+    assert not feed["x"].any()
     assert feed["tokens"].dtype == np.int64
     assert feed["flag"].dtype == np.bool_
-    assert feed["text"].dtype == object and feed["text"].tolist() == [["", ""]]
+    assert feed["text"].dtype == object
+    assert feed["text"].tolist() == [["", ""]]
 
 
 @pytest.mark.parametrize("max_batch_size", [0, 1])
