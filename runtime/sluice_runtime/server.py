@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -26,7 +27,7 @@ from sluice_runtime.settings import RuntimeSettings
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
-EXIT_LOAD_FAILED = 1
+EXIT_FAILED = 1
 
 
 class _HttpServer(uvicorn.Server):
@@ -42,11 +43,31 @@ def grpc_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the HTTP socket here, so a port in use is a clear error before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
 async def serve(settings: RuntimeSettings, stop: asyncio.Event) -> int:
     """Serve until `stop` is set or the model fails to load; returns the exit code."""
     metrics = RuntimeMetrics(CollectorRegistry(), settings.model_name, settings.model_version)
     dataplane = DataPlane(settings, metrics)
     app = create_rest_app(dataplane, metrics, max_request_bytes=settings.max_request_bytes)
+    address = grpc_address(settings.host, settings.grpc_port)
+    try:
+        http_socket = listen(settings.host, settings.http_port)
+    except OSError as error:
+        log.error("cannot listen for HTTP on %s:%d: %s", settings.host, settings.http_port, error)
+        return EXIT_FAILED
+    try:
+        grpc_server = create_grpc_server(
+            dataplane, metrics, address=address, max_message_bytes=settings.max_request_bytes
+        )
+    except RuntimeError as error:
+        http_socket.close()
+        log.error("cannot listen for gRPC on %s: %s", address, error)
+        return EXIT_FAILED
     http = _HttpServer(
         uvicorn.Config(
             app,
@@ -60,30 +81,30 @@ async def serve(settings: RuntimeSettings, stop: asyncio.Event) -> int:
             timeout_graceful_shutdown=int(max(1, settings.drain_seconds)),
         )
     )
-    grpc_server = create_grpc_server(
-        dataplane,
-        metrics,
-        address=grpc_address(settings.host, settings.grpc_port),
-        max_message_bytes=settings.max_request_bytes,
-    )
     await grpc_server.start()
-    http_task = asyncio.create_task(http.serve(), name="http")
+    log.info(
+        "listening: HTTP on %s:%d, gRPC on %s",
+        settings.host,
+        http_socket.getsockname()[1],
+        address,
+    )
+    http_task = asyncio.create_task(http.serve(sockets=[http_socket]), name="http")
     load_task = asyncio.create_task(dataplane.load(), name="load")
     stop_task = asyncio.create_task(stop.wait(), name="stop")
     code = EXIT_OK
     try:
         await asyncio.wait({load_task, stop_task, http_task}, return_when=asyncio.FIRST_COMPLETED)
         if load_task.done():
-            error = load_task.exception()
-            if error is not None:
-                log.error("model load failed: %s", error)
-                code = EXIT_LOAD_FAILED
+            failure = load_task.exception()
+            if failure is not None:
+                log.error("model load failed: %s", failure)
+                code = EXIT_FAILED
             else:
                 set_serving(grpc_server, True)
                 await asyncio.wait({stop_task, http_task}, return_when=asyncio.FIRST_COMPLETED)
         if http_task.done() and not stop_task.done():
             log.error("the HTTP server stopped by itself")
-            code = code or EXIT_LOAD_FAILED
+            code = code or EXIT_FAILED
     finally:
         log.info("shutting down: draining for at most %.1fs", settings.drain_seconds)
         dataplane.begin_drain()
