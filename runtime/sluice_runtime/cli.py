@@ -10,17 +10,15 @@ import argparse
 import asyncio
 import logging
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import uvloop
 
 from sluice_runtime import __version__
-from sluice_runtime.digest import parse_digest
-from sluice_runtime.errors import ModelLoadError
+from sluice_runtime.registry.commands import add_commands as add_registry_commands
+from sluice_runtime.registry.commands import run as run_registry_command
 from sluice_runtime.settings import (
     RuntimeSettings,
     SettingsError,
@@ -66,11 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{_HELP.get(field, field.replace('_', ' '))}{default}; env {env_name(field)}",
         )
 
-    fetch = commands.add_parser("fetch", help="fetch and verify a model into DEST/model.onnx")
-    fetch.add_argument("--model-uri", required=True)
-    fetch.add_argument("--digest", default=None)
-    fetch.add_argument("--dest", required=True, type=Path)
-    fetch.add_argument("--cache-dir", type=Path, default=None)
+    add_registry_commands(commands)
     return parser
 
 
@@ -82,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if args.command == "fetch":
-        return _fetch(args.model_uri, args.digest, args.dest, args.cache_dir)
+    if args.command in ("fetch", "resolve"):
+        return run_registry_command(args, os.environ)
     try:
         settings = resolve_settings(vars(args), os.environ)
     except SettingsError as error:
@@ -106,22 +100,3 @@ async def _serve(settings: RuntimeSettings) -> int:
 def _on_signal(signum: int, stop: asyncio.Event) -> None:
     log.info("received %s", signal.Signals(signum).name)
     stop.set()
-
-
-def _fetch(uri: str, digest: str | None, dest: Path, cache_dir: Path | None) -> int:
-    from sluice_runtime.registry import fetch_model
-
-    try:
-        pinned = None if digest is None else parse_digest(digest)
-        default_cache = RuntimeSettings.model_fields["cache_dir"].default
-        fetched = fetch_model(uri, pinned, (cache_dir or default_cache).expanduser())
-    except (ModelLoadError, ValueError) as error:
-        print(f"sluice-runtime fetch: {error}", file=sys.stderr)
-        return 1
-    dest.mkdir(parents=True, exist_ok=True)
-    target = dest / "model.onnx"
-    partial = dest / ".model.onnx.part"
-    shutil.copyfile(fetched.path, partial)
-    partial.replace(target)
-    print(fetched.digest)
-    return 0

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import SplitResult, unquote
+from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from sluice_runtime.digest import sha256_file, verify
-from sluice_runtime.errors import ModelLoadError
+from sluice_runtime.errors import DigestMismatch, ModelLoadError
 from sluice_runtime.registry.base import FetchedModel
+
+if TYPE_CHECKING:
+    from sluice_runtime.registry.transfer import FetchContext
 
 # The operator mounts a PersistentVolumeClaim named <claim> at /mnt/pvc/<claim>.
 PVC_MOUNT_ROOT = Path("/mnt/pvc")
@@ -36,12 +40,17 @@ def local_path(parts: SplitResult) -> Path:
 
 
 class LocalRegistry:
-    """Hashes the file where it lies; nothing is copied."""
+    """Hashes the file where it lies; nothing is copied. A path is its own pin."""
 
-    def fetch(
-        self, uri: str, parts: SplitResult, digest: str | None, cache_dir: Path
-    ) -> FetchedModel:
-        model = find_onnx(local_path(parts), uri)
+    def fetch(self, uri: str, digest: str | None, ctx: FetchContext) -> FetchedModel:
+        model = find_onnx(local_path(urlsplit(uri)), uri)
         actual = sha256_file(model)
-        verify(uri, digest, actual)
+        try:
+            verify(uri, digest, actual)
+        except DigestMismatch:
+            ctx.metrics.verification_failures.labels(urlsplit(uri).scheme).inc()
+            raise
         return FetchedModel(uri=uri, path=model, digest=actual)
+
+    def resolve(self, uri: str, ctx: FetchContext) -> FetchedModel:
+        return self.fetch(uri, None, ctx)
