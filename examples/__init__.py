@@ -1,0 +1,1 @@
+"""Runnable examples (`python -m examples.demo`) beside the example manifests."""
