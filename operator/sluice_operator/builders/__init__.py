@@ -1,0 +1,1 @@
+"""Pure builders: InferenceService spec -> Kubernetes manifests (dicts), no I/O."""

@@ -1,0 +1,112 @@
+"""kopf wiring: one reconcile loop (a daemon) per InferenceService, woken by watch events.
+
+Why a daemon rather than create/update handlers: reconciliation here is level-based (every
+pass reads everything), so one serial loop per object is all that is needed: it runs on
+creation and on operator start (kopf's resume), then whenever the InferenceService's
+generation changes or one of its Deployments or pods changes, and at least every resync
+period. Bursts of events collapse into one pass. kopf stops the daemon when the object is
+deleted or when peering pauses this operator. And with no change-detecting handlers, kopf
+keeps no last-handled-configuration annotation on the object (its 262 KB limit, kopf#1087,
+never applies); the only thing kopf adds is the finalizer that lets it stop the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from sluice_operator import spec
+from sluice_operator.naming import LABEL_ISVC
+from sluice_operator.reconcile import Reconciler
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+RETRY_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 60.0
+
+
+class Wakeups:
+    """One asyncio.Event per running reconcile loop; watch handlers set it."""
+
+    def __init__(self) -> None:
+        self._events: dict[Key, asyncio.Event] = {}
+        self._generations: dict[Key, int | None] = {}
+
+    def register(self, key: Key) -> asyncio.Event:
+        """Called by the loop of `key` when it starts."""
+        return self._events.setdefault(key, asyncio.Event())
+
+    def unregister(self, key: Key) -> None:
+        """Called by the loop of `key` when it ends."""
+        self._events.pop(key, None)
+        self._generations.pop(key, None)
+
+    def poke(self, key: Key) -> None:
+        """Wake the loop of `key`, if one runs (a loop about to start runs a pass anyway)."""
+        event = self._events.get(key)
+        if event is not None:
+            event.set()
+
+    def spec_changed(self, key: Key, generation: int | None) -> bool:
+        """True when `generation` differs from the last one seen (status writes do not count)."""
+        changed = self._generations.get(key) != generation
+        self._generations[key] = generation
+        return changed
+
+
+async def _sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), timeout=seconds)
+
+
+def build_registry(
+    reconciler: Reconciler, wakeups: Wakeups, resync_seconds: float
+) -> kopf.OperatorRegistry:
+    """A registry holding the loop and the watches (nothing registers at import time)."""
+    registry = kopf.OperatorRegistry()
+    resource = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
+
+    @kopf.daemon(*resource, id="reconcile", cancellation_timeout=10.0, registry=registry)
+    async def reconcile_loop(
+        namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any
+    ) -> None:
+        key = (namespace or "", name)
+        wake = wakeups.register(key)
+        failures = 0
+        try:
+            while not stopped:
+                wake.clear()
+                try:
+                    outcome = await asyncio.to_thread(reconciler.reconcile, *key)
+                    failures = 0
+                    delay = resync_seconds if outcome.settled else RETRY_SECONDS
+                except Exception:
+                    failures += 1
+                    delay = min(RETRY_SECONDS * 2**failures, MAX_BACKOFF_SECONDS)
+                    log.exception("%s/%s: reconciliation failed; again in %.0fs", *key, delay)
+                await _sleep_or_wake(wake, delay)
+        finally:
+            wakeups.unregister(key)
+
+    @kopf.on.event(*resource, registry=registry)
+    async def spec_event(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> None:
+        key = (namespace or "", name)
+        if wakeups.spec_changed(key, meta.get("generation")):
+            wakeups.poke(key)
+
+    @kopf.on.event(
+        "apps", "v1", "deployments", labels={LABEL_ISVC: kopf.PRESENT}, registry=registry
+    )
+    async def deployment_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+        wakeups.poke((namespace or "", labels[LABEL_ISVC]))
+
+    @kopf.on.event("", "v1", "pods", labels={LABEL_ISVC: kopf.PRESENT}, registry=registry)
+    async def pod_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+        wakeups.poke((namespace or "", labels[LABEL_ISVC]))
+
+    return registry
