@@ -76,7 +76,7 @@ class MlflowRegistry:
         return self._fetch(ref, None, ctx)
 
     def _fetch(self, ref: MlflowModelRef, digest: str | None, ctx: FetchContext) -> FetchedModel:
-        reference = f"mlflow|{self._tracking_uri}|{ref.name}|{ref.version}"
+        reference = f"mlflow|{redact(self._tracking_uri)}|{ref.name}|{ref.version}"
         with self._client(ctx) as client:
             cached = fetch_to_cache(
                 ctx,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from filelock import BaseFileLock, Timeout
 from prometheus_client import CollectorRegistry
 
 from sluice_runtime.errors import DigestMismatch
@@ -87,7 +88,7 @@ def fetch_to_cache(
     if hit is not None:
         return hit
     name = lock_name(expected, key)
-    with ctx.cache.lock(name):
+    with _exclusive(ctx.cache.lock(name), key):
         # Whoever held the lock before us may have just fetched it.
         hit = _lookup(ctx, scheme, expected, reference)
         if hit is not None:
@@ -109,6 +110,20 @@ def fetch_to_cache(
             "fetched %s (%d bytes, %s) in %.1fs", source.display, partial.size, actual, seconds
         )
         return CachedFile(path=path, digest=actual)
+
+
+@contextmanager
+def _exclusive(lock: BaseFileLock, key: str) -> Iterator[None]:
+    """Hold `lock`, saying so in the log when another process holds it first."""
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("%s is being fetched by another process; waiting for it", key)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _lookup(
