@@ -27,8 +27,8 @@ from sluice_operator.plan import Plan, make_plan
 from sluice_operator.settings import Settings
 
 log = logging.getLogger(__name__)
-MAX_PASSES = 4
-"""Create, switch traffic, delete what drained: three passes cover a promotion; one spare."""
+MAX_PASSES = 5
+"""A promotion writes in three passes (switch, drop the router, drop the old stable)."""
 
 
 @dataclass(frozen=True)

@@ -50,17 +50,20 @@ class Traffic:
         return self.shares.get(revision, 0)
 
     def to_json(self) -> str:
-        """Stored on the router ConfigMap so the next reconciliation can read it back."""
+        """Stored on the router ConfigMap so the next reconciliation can read it back.
+
+        Weights stay a list: their order decides which hash range each revision gets, so
+        reading them back must not reorder them (that would move sticky callers).
+        """
         return json.dumps(
-            {"weights": dict(self.weights), "stickyHeader": self.sticky_header},
-            sort_keys=True,
+            {"weights": [list(pair) for pair in self.weights], "stickyHeader": self.sticky_header}
         )
 
     @classmethod
     def from_json(cls, text: str) -> Traffic:
         """The inverse of `to_json`, for a router that is in place."""
         data = json.loads(text)
-        weights = tuple((str(k), int(v)) for k, v in sorted(data["weights"].items()))
+        weights = tuple((str(name), int(weight)) for name, weight in data["weights"])
         return cls(weights=weights, sticky_header=data.get("stickyHeader"), via_router=True)
 
 
