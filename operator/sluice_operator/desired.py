@@ -91,7 +91,7 @@ def _traffic_now(
     name = isvc_name(isvc)
     current = live_traffic(live.get("Service", name), live.get("ConfigMap", router_name(name)))
     deployments = live.revision_deployments()
-    ready = frozenset(n for n, d in deployments.items() if available(d))
+    ready = frozenset(n for n, d in deployments.items() if available(d, live.replica_floor(n)))
     traffic = effective_traffic(wanted, current, ready, frozenset(deployments))
     if not traffic.via_router:
         return traffic, _single(traffic)

@@ -61,6 +61,11 @@ class LiveState:
             if LABEL_REVISION in labels_of(d)
         }
 
+    def replica_floor(self, revision: str) -> int:
+        """The revision's HPA minReplicas (1 without an HPA)."""
+        hpa = self.get("HorizontalPodAutoscaler", revision) or {}
+        return _int(hpa.get("spec", {}).get("minReplicas")) or 1
+
     def router_deployment(self) -> Manifest | None:
         """The router's Deployment, found by its component label."""
         for deployment in self.objects.get("Deployment", {}).values():
@@ -83,10 +88,11 @@ def _int(value: Any) -> int:
     return int(value) if isinstance(value, int) else 0
 
 
-def desired_replicas(deployment: Manifest) -> int:
-    """spec.replicas (the API server defaults it to 1; an HPA moves it)."""
+def desired_replicas(deployment: Manifest, floor: int = 1) -> int:
+    """spec.replicas (defaulted to 1, moved by an HPA), and at least `floor`: a new
+    autoscaled Deployment starts at 1 until its HPA raises it to minReplicas."""
     replicas = deployment.get("spec", {}).get("replicas")
-    return 1 if replicas is None else _int(replicas)
+    return max(1 if replicas is None else _int(replicas), floor)
 
 
 def ready_replicas(deployment: Manifest) -> int:
@@ -94,22 +100,22 @@ def ready_replicas(deployment: Manifest) -> int:
     return _int(deployment.get("status", {}).get("readyReplicas"))
 
 
-def available(deployment: Manifest) -> bool:
+def available(deployment: Manifest, floor: int = 1) -> bool:
     """All desired replicas are available: the revision can take its full share of traffic.
 
     A rolling update with maxUnavailable 0 keeps this true while pods are replaced, so a
     revision that only changes its pod template keeps its traffic.
     """
-    want = desired_replicas(deployment)
+    want = desired_replicas(deployment, floor)
     have = _int(deployment.get("status", {}).get("availableReplicas"))
     return want >= 1 and have >= want
 
 
-def rolled_out(deployment: Manifest) -> bool:
+def rolled_out(deployment: Manifest, floor: int = 1) -> bool:
     """The Deployment controller has seen the latest spec and every pod runs it, available."""
     meta = deployment.get("metadata", {})
     status = deployment.get("status", {})
-    want = desired_replicas(deployment)
+    want = desired_replicas(deployment, floor)
     return (
         _int(status.get("observedGeneration")) >= _int(meta.get("generation"))
         and _int(status.get("updatedReplicas")) >= want

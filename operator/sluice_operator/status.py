@@ -113,7 +113,11 @@ def _revision_entries(obs: Observation) -> list[spec.RevisionStatus]:
                 version=revision.model.version,
                 digest=revision.model.digest,
                 ready_replicas=ready_replicas(deployment) if deployment else 0,
-                replicas=desired_replicas(deployment) if deployment else scaling.min_replicas,
+                replicas=(
+                    desired_replicas(deployment, obs.live.replica_floor(revision.name))
+                    if deployment
+                    else scaling.min_replicas
+                ),
                 traffic_percent=applied.percent(revision.name),
                 mirror_percent=revision.mirror_percent,
             )
@@ -166,8 +170,9 @@ def _models_ready(obs: Observation, failure: tuple[str, str] | None) -> spec.Con
         deployment = deployments.get(revision.name)
         if deployment is None:
             waiting.append(f"{_describe(revision)}: not created yet")
-        elif not rolled_out(deployment):
-            ready, want = ready_replicas(deployment), desired_replicas(deployment)
+        elif not rolled_out(deployment, obs.live.replica_floor(revision.name)):
+            floor = obs.live.replica_floor(revision.name)
+            ready, want = ready_replicas(deployment), desired_replicas(deployment, floor)
             waiting.append(f"{_describe(revision)}: {ready}/{want} ready")
     if failure is not None:
         return _condition("ModelsReady", False, failure[0], failure[1], obs)
@@ -192,7 +197,9 @@ def _traffic_ready(obs: Observation) -> spec.Condition:
             _describe(r)
             for r in desired.revisions
             if r.name in desired.wanted.targets
-            and not available(obs.live.revision_deployments().get(r.name, {}))
+            and not available(
+                obs.live.revision_deployments().get(r.name, {}), obs.live.replica_floor(r.name)
+            )
         ]
         message = f"held at {_shares(obs)} until available: {', '.join(waiting)}"
         return _condition("TrafficReady", False, "WaitingForRevisions", message, obs)

@@ -97,3 +97,18 @@ def test_raising_the_canary_share_keeps_the_revision_order() -> None:
     fifty = build(with_canary("2", 50), live_of(list(ten.objects)))
     assert [name for name, _ in fifty.traffic.weights] == [name for name, _ in ten.traffic.weights]
     assert dict(fifty.traffic.weights)[ten.revisions[1].name] == 50
+
+
+def test_an_autoscaled_revision_counts_as_available_only_at_its_min_replicas() -> None:
+    old = build(isvc())
+    scaling = {"minReplicas": 2, "maxReplicas": 5}
+    new_spec = isvc({"spec": {"model": model("2"), "scaling": scaling}})
+    new_name = build(new_spec).revisions[0].name
+    live = live_of([*old.objects, *_of_revision(build(new_spec), new_name)])
+    deployment = live.revision_deployments()[new_name]
+    assert "replicas" not in _of_revision(build(new_spec), new_name)[0]["spec"]
+    assert deployment["spec"]["replicas"] == 1  # defaulted; the HPA has not scaled it yet
+    assert build(new_spec, live).entry == old.revisions[0].name
+    deployment["spec"]["replicas"] = 2
+    deployment["status"].update(replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2)
+    assert build(new_spec, live).entry == new_name
