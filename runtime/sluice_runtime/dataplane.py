@@ -95,6 +95,7 @@ class DataPlane:
             digest=fetched.digest,
             device=settings.device,
             max_batch_size=settings.max_batch_size,
+            intra_op_threads=settings.intra_op_threads,
         )
         self._metrics.load_seconds.set(time.monotonic() - started)
         return model

@@ -56,6 +56,21 @@ def device_of(providers: Sequence[str]) -> str:
     return "cuda" if providers and providers[0] == CUDA else "cpu"
 
 
+def session_options(intra_op_threads: int) -> ort.SessionOptions:
+    """Options for a session that shares its cores with an event loop.
+
+    Idle pool threads sleep instead of spinning: a spinning thread would take the CPU
+    the loop needs to read the next requests. 0 threads leaves the count to ONNX Runtime
+    (one per physical core of the host, which a CPU-limited pod should override).
+    """
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = intra_op_threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
 def _dims(shape: Sequence[Any]) -> tuple[int, ...]:
     # Symbolic ("batch") and unknown (None) dimensions are dynamic: -1 in the protocol.
     return tuple(dim if isinstance(dim, int) and dim >= 0 else -1 for dim in shape)
@@ -90,10 +105,10 @@ class OnnxModel:
         digest: str,
         device: str,
         max_batch_size: int,
+        intra_op_threads: int = 0,
     ) -> None:
         plan = plan_device(device, ort.get_available_providers())
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options = session_options(intra_op_threads)
         try:
             self._session = ort.InferenceSession(
                 str(path), sess_options=options, providers=list(plan.providers)

@@ -21,6 +21,7 @@ def test_defaults_match_the_contract() -> None:
     assert settings.max_queue_size == 1024
     assert settings.warmup_requests == 1
     assert settings.device == "auto"
+    assert settings.intra_op_threads == 0
     assert settings.cache_dir == Path("~/.cache/sluice/models").expanduser()
     assert settings.max_request_bytes == 67108864
     assert settings.drain_seconds == 25.0
@@ -41,6 +42,7 @@ def test_every_field_reads_its_environment_variable() -> None:
         "SLUICE_MAX_QUEUE_SIZE": "10",
         "SLUICE_WARMUP_REQUESTS": "4",
         "SLUICE_DEVICE": "cpu",
+        "SLUICE_INTRA_OP_THREADS": "2",
         "SLUICE_CACHE_DIR": "/cache",
         "SLUICE_MAX_REQUEST_BYTES": "1024",
         "SLUICE_DRAIN_SECONDS": "2.5",
@@ -61,6 +63,7 @@ def test_every_field_reads_its_environment_variable() -> None:
         max_queue_size=10,
         warmup_requests=4,
         device="cpu",
+        intra_op_threads=2,
         cache_dir=Path("/cache"),
         max_request_bytes=1024,
         drain_seconds=2.5,
