@@ -8,7 +8,7 @@ EXTRAS ?= runtime,operator,dev
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install system-deps lint test test-unit test-runtime test-cluster test-e2e demo bench \
-        generate clean
+        bench-peers generate clean
 
 # Python environment: rebuilt when pyproject.toml changes.
 install: $(INSTALLED)
@@ -47,8 +47,14 @@ test-e2e: install system-deps
 demo: install
 	$(PY) -m examples.demo
 
-bench: install system-deps
+bench: install system-deps bench-peers
 	$(PY) -m bench
+
+# Sluice against KServe and MLServer (bench/results/peers.md). The load generators come from
+# hack/bench-tools.sh, kept out of `make test` (ghz is a three-minute Go build).
+bench-peers: install system-deps
+	bash hack/bench-tools.sh
+	$(PY) -m bench.peers_run
 
 # Committed generated code; unit tests fail when it is stale.
 generate: install

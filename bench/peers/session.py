@@ -1,0 +1,25 @@
+"""The onnxruntime session every peer opens: the same options Sluice's runtime uses.
+
+Imported by the peer servers inside their own virtualenvs. Keeping one definition here means
+a change to Sluice's session options (runtime/sluice_runtime/model.py) is mirrored in one
+place, so the benchmark compares serving stacks, not onnxruntime settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import onnxruntime as ort
+
+
+def open_session(path: str) -> Any:
+    """A CPU session as `sluice_runtime.model.session_options(0)` makes it.
+
+    onnxruntime's default thread count, and idle pool threads that sleep instead of
+    spinning (a spinning thread takes the core the server's event loop needs).
+    """
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,130 @@
+"""bench/results/peers.md: the setup, every measured row, the ratios and the targets.
+
+The page says how it was made (machine, versions, method) so a reader can rerun it, and
+puts the figures issue 7 judges in one table at the top.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import onnxruntime
+
+from bench.peers_env import GHZ_VERSION, KSERVE, MLSERVER
+from bench.peers_report import (
+    Point,
+    Row,
+    Settings,
+    checks,
+    checks_table,
+    ratio_table,
+    rows_table,
+)
+from bench.peers_servers import REPO
+
+
+@dataclass(frozen=True)
+class Floor:
+    """Raw onnxruntime at one batch size: rows per second and the latency of one run."""
+
+    batch: int
+    rows_per_s: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_row: float
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def floor_table(floors: Sequence[Floor]) -> list[str]:
+    lines = [
+        "| raw onnxruntime | rows/s | p50 ms per run | p99 ms per run | CPU ms per row |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| batch {f.batch} | {f.rows_per_s:,.0f} | {f.p50_ms:.3f} | {f.p99_ms:.3f} "
+        f"| {f.cpu_ms_per_row:.4f} |"
+        for f in floors
+    ]
+    return lines
+
+
+def method(settings: Settings, load: str) -> list[str]:
+    return [
+        "## Setup",
+        "",
+        f"- Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` "
+        f"(`python -m bench.peers_run`), Sluice `{_commit()}`.",
+        f"- Machine: {_cpu_model()}, {platform.system()} {platform.release()}, Python "
+        f"{platform.python_version()}, onnxruntime {onnxruntime.__version__} everywhere "
+        f"(same session options for every server). Load average at start: {load}.",
+        f"- Peers: KServe {KSERVE.version} (a `kserve.Model` subclass, sync `predict`, KServe's "
+        f"defaults: 1 uvicorn worker, access log and latency logging on) and MLServer "
+        f"{MLSERVER.version} (a custom `MLModel` runtime, MLServer's defaults: "
+        "`parallel_workers=1`, so inference runs in one worker process). Each in its own "
+        "virtualenv from `bench/peers/*.txt`.",
+        "- `noop`: the do-nothing server on Sluice's stack (FastAPI on uvicorn with uvloop and "
+        "httptools, grpc.aio, one event loop) answering canned bytes: the transport's own cost. "
+        f"`sluice-batch`: `--max-batch-size {settings.batch} "
+        f"--max-batch-delay-us {settings.batch_delay_us}`; `sluice`: batching off.",
+        "- Clients: wrk (one thread, one connection per concurrent request, a Lua script posting "
+        f"the body) for REST and ghz {GHZ_VERSION} (one OS thread, one HTTP/2 connection) for "
+        "gRPC, closed loop. Server on core 0, client on core 1 (`taskset`). Before each point "
+        f"a {settings.warmup} s warm-up, then {settings.repeats} runs of "
+        f"{settings.seconds} s; each figure is the median of the runs.",
+        "- Server CPU ms/req: utime+stime of the server's whole process tree (from /proc) over "
+        "the requests answered. Client headroom: server CPU per request ÷ the client's own CPU "
+        "per request (wait4 rusage), i.e. how many times faster the client is than the server "
+        "it measures; issue 7 asks for at least 3.",
+        "- Every server's answer is checked against onnxruntime's on each protocol before it is "
+        "measured. `rest-binary` is the binary tensor extension (JSON header + raw FP32); "
+        "MLServer does not implement it, so it has no rest-binary rows.",
+        "",
+    ]
+
+
+def write_page(
+    out: Path,
+    rows: Mapping[Point, Row],
+    floors: Mapping[str, Sequence[Floor]],
+    titles: Mapping[str, str],
+    settings: Settings,
+    notes: Sequence[str],
+    load: str,
+) -> None:
+    """Write the results page."""
+    concurrency = settings.concurrency
+    lines = ["# Sluice against KServe and MLServer", ""]
+    lines += ["## Targets (issue 7, benchmark MLP, this run)", ""]
+    lines += [*checks_table(checks(rows, concurrency)), ""]
+    lines += method(settings, load)
+    for key, title in titles.items():
+        lines += [f"## {title}", "", "### Ratios (Sluice with batching off unless marked)", ""]
+        lines += [*ratio_table(rows, key), "", "### Every point", ""]
+        lines += [*rows_table(rows, key), "", "### Floor", ""]
+        lines += [*floor_table(floors.get(key, ())), ""]
+    if notes:
+        lines += ["## Notes from the run", ""] + [f"- {note}" for note in notes] + [""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))

@@ -1,0 +1,234 @@
+"""`python -m bench.peers_run`: Sluice against KServe and MLServer, same model, same client.
+
+For each model and server: start it pinned to the server core, check that every protocol
+answers onnxruntime's numbers, then for each protocol and concurrency warm up, measure
+`repeats` times with wrk or ghz pinned to the client core, and keep the medians. Writes
+bench/results/peers.md and the rows as bench/results/peers.json. `--quick` is a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+
+from bench.peers_bodies import (
+    Array,
+    Bodies,
+    bench_input,
+    binary_answer,
+    grpc_answer,
+    json_answer,
+    request_bodies,
+)
+from bench.peers_env import KSERVE, MLSERVER, PEERS_DIR, Tools, ensure_peer, find_tools
+from bench.peers_load import Client, binary_refused, check_answers
+from bench.peers_page import Floor, write_page
+from bench.peers_report import Point, Row, Sample, Settings, summarize
+from bench.peers_servers import CLIENT_CORE, REPO, SERVER_CORE, Served, ServerConfig, running
+from tests.models import mlp
+
+RESULTS = REPO / "bench" / "results"
+WORK = REPO / "bench" / ".work" / "peers"
+ALL = ("rest-json", "rest-binary", "grpc")
+BATCH = 64
+BATCH_DELAY_US = 500
+
+SERVERS = {
+    "noop": ServerConfig("noop", "noop"),
+    "sluice": ServerConfig("sluice", "sluice"),
+    "sluice-batch": ServerConfig("sluice-batch", "sluice", BATCH, BATCH_DELAY_US),
+    "kserve": ServerConfig("kserve", "kserve"),
+    "mlserver": ServerConfig("mlserver", "mlserver"),
+}
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """A model of the matrix: its MLP shape and the protocols each server is measured on."""
+
+    key: str
+    title: str
+    shape: tuple[int, int, int]
+    plan: dict[str, tuple[str, ...]]
+
+
+MODELS = (
+    BenchModel(
+        "mlp",
+        "MLP 64-256-10 (`tests/models.py` `mlp()`), batch 1 per request",
+        (64, 256, 10),
+        {
+            "noop": ALL,
+            "sluice": ALL,
+            "sluice-batch": ALL,
+            "kserve": ALL,
+            "mlserver": ("rest-json", "grpc"),  # no binary extension (checked: it answers 422)
+        },
+    ),
+    BenchModel(
+        "big",
+        "MLP 1024-4096-16 (4.2 M parameters, 17 MB), batch 1 per request",
+        (1024, 4096, 16),
+        {name: ("grpc",) for name in ("sluice", "sluice-batch", "kserve", "mlserver")},
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A built model: what servers load, what clients send, what they must get back."""
+
+    model: BenchModel
+    served: Served
+    bodies: Bodies
+    expected: Array
+
+
+def prepare(model: BenchModel, folder: Path) -> Prepared:
+    """Build the model file, the bench request, and the do-nothing server's canned answers."""
+    inputs, hidden, outputs = model.shape
+    path = mlp(folder / f"{model.key}.onnx", inputs=inputs, hidden=hidden, outputs=outputs)
+    graph = onnx.load(str(path), load_external_data=False).graph
+    input_name, output_name = graph.input[0].name, graph.output[0].name
+    array = bench_input(inputs)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    expected: Array = session.run(None, {input_name: array})[0]
+    answers = folder / f"{model.key}-answers"
+    answers.mkdir(parents=True, exist_ok=True)
+    (answers / "answer.json").write_bytes(json_answer(model.key, output_name, expected))
+    body, header = binary_answer(model.key, output_name, expected)
+    (answers / "answer.bin").write_bytes(body)
+    (answers / "answer.bin.header").write_text(str(header))
+    (answers / "answer.grpc").write_bytes(grpc_answer(model.key, output_name, expected))
+    bodies = request_bodies(model.key, input_name, array)
+    return Prepared(model, Served(model.key, path, answers), bodies, expected)
+
+
+def measure_floor(path: Path, batch: int, seconds: int) -> Floor:
+    """Raw onnxruntime in-process on the server core (bench/peers/floor.py)."""
+    argv = ["taskset", "-c", str(SERVER_CORE), sys.executable, str(PEERS_DIR / "floor.py")]
+    argv += [str(path), "--batch", str(batch), "--seconds", str(seconds)]
+    doc = json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+    return Floor(
+        batch=batch,
+        rows_per_s=batch * doc["runs"] / doc["seconds"],
+        p50_ms=1e3 * doc["p50_s"],
+        p99_ms=1e3 * doc["p99_s"],
+        cpu_ms_per_row=1e3 * doc["cpu_seconds"] / (doc["runs"] * batch),
+    )
+
+
+def measure_server(
+    prepared: Prepared, config: ServerConfig, protocols: Sequence[str], client: Client,
+    settings: Settings, log: list[str],
+) -> dict[Point, Row]:  # fmt: skip
+    """All points of one server on one model, the server started once."""
+    rows: dict[Point, Row] = {}
+    name = prepared.served.name
+    with running(config, prepared.served, WORK) as server:
+        check_answers(server, name, prepared.bodies, prepared.expected, tuple(protocols))
+        if config.kind == "mlserver" and "rest-binary" not in protocols:
+            status = binary_refused(server, name, prepared.bodies)
+            log.append(f"{config.label}: binary tensor extension request -> HTTP {status}")
+        for protocol in protocols:
+            for concurrency in settings.concurrency:
+                warm = client.run(server, name, protocol, concurrency, seconds=settings.warmup)
+                count = max(200, int(warm.rps * settings.seconds))
+                samples = []
+                for _ in range(settings.repeats):
+                    before = server.cpu_seconds()
+                    result = client.run(
+                        server, name, protocol, concurrency, seconds=settings.seconds, count=count
+                    )
+                    cpu = server.cpu_seconds() - before
+                    samples.append(
+                        Sample(
+                            result.requests,
+                            result.seconds,
+                            result.p50_ms,
+                            result.p99_ms,
+                            result.errors,
+                            cpu,
+                            result.client_cpu_s,
+                        )
+                    )
+                point = Point(prepared.model.key, protocol, concurrency, config.label)
+                rows[point] = summarize(point, samples)
+                row = rows[point]
+                print(
+                    f"{point.model:4} {config.label:13} {protocol:12} c{concurrency:<3} "
+                    f"{row.rps:9.0f} req/s  p50 {row.p50_ms:7.3f} ms  p99 {row.p99_ms:7.3f} ms  "
+                    f"cpu {row.server_cpu_ms:6.3f} ms/req  errors {row.errors}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return rows
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.peers_run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1 s, one repeat, c1 and c16")
+    parser.add_argument("--seconds", type=int, default=2, help="per measurement (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="per point (default 3)")
+    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated levels")
+    parser.add_argument("--models", default="mlp,big", help="comma-separated: mlp, big")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated")
+    parser.add_argument("--out", type=Path, default=RESULTS / "peers.md")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = Settings(
+        seconds=1 if args.quick else args.seconds,
+        warmup=1,
+        repeats=1 if args.quick else args.repeats,
+        concurrency=(1, 16) if args.quick else tuple(int(c) for c in args.concurrency.split(",")),
+        batch=BATCH,
+        batch_delay_us=BATCH_DELAY_US,
+    )
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    if len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("the peer benchmark needs two cores: one for servers, one for clients")
+    os.sched_setaffinity(0, {CLIENT_CORE})  # the driver stays off the server's core
+    tools: Tools = find_tools()
+    chosen = set(args.servers.split(","))
+    for peer in (KSERVE, MLSERVER):
+        if peer.name in chosen:
+            ensure_peer(peer)
+    WORK.mkdir(parents=True, exist_ok=True)
+    rows: dict[Point, Row] = {}
+    floors: dict[str, list[Floor]] = {}
+    notes: list[str] = []
+    titles: dict[str, str] = {}
+    for model in MODELS:
+        if model.key not in args.models.split(","):
+            continue
+        prepared = prepare(model, WORK)
+        titles[model.key] = model.title
+        floors[model.key] = [
+            measure_floor(prepared.served.path, b, settings.seconds) for b in (1, BATCH)
+        ]
+        client = Client(tools, prepared.bodies, WORK / f"{model.key}-requests")
+        for label, protocols in model.plan.items():
+            if label in chosen:
+                rows |= measure_server(prepared, SERVERS[label], protocols, client, settings, notes)
+    write_page(args.out, rows, floors, titles, settings, notes, load)
+    args.out.with_suffix(".json").write_text(
+        json.dumps([row.as_dict() for row in rows.values()], indent=1) + "\n"
+    )
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
