@@ -6,6 +6,8 @@ template, and therefore the running pods, untouched.
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
 from typing import Any
 
 from sluice_operator import spec
@@ -87,6 +89,21 @@ def uses_gpu(runtime: spec.RuntimeSpec) -> bool:
         if str(quantities.get(GPU_RESOURCE, "0")) not in ("0", ""):
             return True
     return False
+
+
+def cpu_threads(runtime: spec.RuntimeSpec) -> int | None:
+    """Inference threads for the pod's CPU share (limit, else request), rounded up.
+
+    Without it onnxruntime starts one thread per host core, and a pod limited to 2 CPUs on a
+    64-core node spends its quota on contention. None when the spec sets no CPU.
+    """
+    resources = runtime.resources
+    quantity = resources.limits.get("cpu", resources.requests.get("cpu"))
+    if quantity is None:
+        return None
+    text = str(quantity)
+    cores = Decimal(text[:-1]) / 1000 if text.endswith("m") else Decimal(text)
+    return max(1, math.ceil(cores))
 
 
 def _security_context() -> Manifest:
@@ -172,6 +189,10 @@ def _runtime_env(
     ]
     if shadow is not None:
         values += [("SLUICE_SHADOW_URL", shadow[0]), ("SLUICE_SHADOW_PERCENT", str(shadow[1]))]
+    threads = cpu_threads(runtime)
+    user_names = {e.name for e in runtime.env}
+    if threads is not None and "SLUICE_INTRA_OP_THREADS" not in user_names:
+        values.append(("SLUICE_INTRA_OP_THREADS", str(threads)))
     ours = {name for name, _ in values}
     # The user's variables come first and never shadow the ones the operator sets.
     return [

@@ -303,3 +303,16 @@ def test_a_shadow_alone_adds_no_router() -> None:
         LABEL_ISVC: "iris",
         LABEL_REVISION: result.revisions[0].name,
     }
+
+
+def test_inference_threads_follow_the_cpu_share() -> None:
+    def threads(resources: dict[str, Any], env: list[dict[str, str]] | None = None) -> Any:
+        patch = {"spec": {"runtime": {"resources": resources, "env": env or []}}}
+        return _env(_pod_spec(isvc(patch))["containers"][0]).get("SLUICE_INTRA_OP_THREADS")
+
+    assert threads({"limits": {"cpu": "2"}, "requests": {"cpu": "500m"}}) == "2"
+    assert threads({"requests": {"cpu": "1500m"}}) == "2"
+    assert threads({"requests": {"cpu": "250m"}}) == "1"
+    assert threads({"requests": {"cpu": None, "memory": "1Gi"}}) is None
+    user = [{"name": "SLUICE_INTRA_OP_THREADS", "value": "8"}]
+    assert threads({"limits": {"cpu": "2"}}, user) == "8"
