@@ -34,9 +34,11 @@ def status_code(error: SluiceError) -> grpc.StatusCode:
     return grpc.StatusCode[error.grpc_code]
 
 
-async def _abort(context: Context, error: SluiceError, request_id: str = "") -> NoReturn:
+async def _abort(
+    context: Context, code: grpc.StatusCode, message: str, request_id: str = ""
+) -> NoReturn:
     trailer = ((REQUEST_ID_HEADER, request_id),) if request_id else ()
-    await context.abort(status_code(error), error.message, trailer)
+    await context.abort(code, message, trailer)
     raise AssertionError("context.abort returned")  # it always raises
 
 
@@ -84,6 +86,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         started = perf_counter()
         request_id = request.id or _metadata_request_id(context) or new_request_id()
         code, error = "INTERNAL", "internal error"
+        failure: SluiceError | None = None
         with self._metrics.in_flight(PROTOCOL):
             try:
                 infer_request = converters.infer_request_from_proto(request, request_id)
@@ -93,24 +96,26 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
                 answer = converters.infer_response_to_proto(response)
                 code, error = "OK", ""
                 return answer
-            except SluiceError as failure:
-                code, error = failure.grpc_code, failure.message
-                await _abort(context, failure, request_id)
-            except Exception as failure:
+            except SluiceError as caught:
+                failure = caught
+                code, error = caught.grpc_code, caught.message
+            except Exception as caught:
                 log.exception("request %s failed unexpectedly", request_id)
-                error = f"internal error: {type(failure).__name__}"
-                await context.abort(grpc.StatusCode.INTERNAL, error)
+                error = f"internal error: {type(caught).__name__}"
             finally:
                 seconds = perf_counter() - started
                 self._metrics.observe_request(PROTOCOL, code, seconds)
                 log_request(PROTOCOL, request_id, code, seconds, error)
+        # Aborting sends the status at once: count and log first, so both precede the answer.
+        status = status_code(failure) if failure is not None else grpc.StatusCode.INTERNAL
+        await _abort(context, status, error, request_id)
 
 
 async def _answer(context: Context, produce: Callable[[], Any]) -> Any:
     try:
         return produce()
     except SluiceError as error:
-        await _abort(context, error)
+        await _abort(context, status_code(error), error.message)
 
 
 def _metadata_request_id(context: Context) -> str | None:
