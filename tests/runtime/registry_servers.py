@@ -6,11 +6,13 @@ signal, and stops it on exit. The test modules wrap them in fixtures.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import ipaddress
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -349,6 +351,7 @@ def minio_server(directory: Path) -> Iterator[Minio]:
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env,
+            start_new_session=True,
         )
     server = Minio(f"http://127.0.0.1:{port}", access_key, secret_key, process, log)
     try:
@@ -367,6 +370,14 @@ class Mlflow:
     process: subprocess.Popen[bytes]
     log: Path
     artifacts: Path
+
+
+def mlflow_env() -> dict[str, str]:
+    """The environment minus MLFLOW_*/SLUICE_* settings, with MLflow's usage telemetry off
+    (it would try to reach the internet and races on os.environ in the client)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SLUICE_"))}
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    return env
 
 
 @contextmanager
@@ -389,10 +400,17 @@ def mlflow_server(directory: Path) -> Iterator[Mlflow]:
         "--workers",
         "1",
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SLUICE_"))}
+    env = mlflow_env()
+    # No job runner: it forks seven huey consumers (~270 MB each) that a registry never needs.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            argv, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=directory
+            argv,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=directory,
+            start_new_session=True,
         )
     server = Mlflow(f"http://127.0.0.1:{port}", process, log, artifacts)
     try:
@@ -422,7 +440,7 @@ if alias:
 
 def register_versions(server: Mlflow, name: str, models: list[Path], alias: str = "") -> None:
     """Log each model with the real MLflow client, as versions 1..n; point `alias` at the last."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SLUICE_"))}
+    env = mlflow_env()
     env["MLFLOW_TRACKING_URI"] = server.tracking_uri
     result = subprocess.run(
         [sys.executable, "-c", _REGISTER, name, alias, *map(str, models)],
@@ -450,10 +468,12 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, what: str)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    """Stop the server, then whatever it forked and left behind (it leads its own group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(20)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
