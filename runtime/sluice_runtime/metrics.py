@@ -53,6 +53,9 @@ class RuntimeMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        # Labelled children, looked up once: labels() costs more than the observation itself.
+        self._request_series: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+        self._in_flight_series: dict[str, Gauge] = {}
         self._in_flight = Gauge(
             "sluice_requests_in_flight",
             "Requests being handled now.",
@@ -108,13 +111,21 @@ class RuntimeMetrics:
 
     def observe_request(self, protocol: str, code: str, seconds: float) -> None:
         """Count one answered request and its latency under its protocol and status code."""
-        self._requests.labels(self.model, self.version, protocol, code).inc()
-        self._request_seconds.labels(self.model, self.version, protocol, code).observe(seconds)
+        series = self._request_series.get((protocol, code))
+        if series is None:
+            labels = (self.model, self.version, protocol, code)
+            series = (self._requests.labels(*labels), self._request_seconds.labels(*labels))
+            self._request_series[(protocol, code)] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     @contextmanager
     def in_flight(self, protocol: str) -> Iterator[None]:
         """Hold the in-flight gauge up for the duration of a request."""
-        gauge = self._in_flight.labels(self.model, self.version, protocol)
+        gauge = self._in_flight_series.get(protocol)
+        if gauge is None:
+            gauge = self._in_flight.labels(self.model, self.version, protocol)
+            self._in_flight_series[protocol] = gauge
         gauge.inc()
         try:
             yield

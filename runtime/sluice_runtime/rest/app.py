@@ -51,22 +51,32 @@ def create_rest_app(
     dataplane: DataPlane, metrics: RuntimeMetrics, *, max_request_bytes: int
 ) -> FastAPI:
     """The HTTP application for one data plane; nothing global is touched."""
-    app = FastAPI(title="sluice-runtime", docs_url=None, redoc_url=None, openapi_url=None)
+    # FastAPI's own OpenTelemetry hooks look up providers on every request; Sluice's metrics
+    # are Prometheus, so they stay off and cost nothing on the hot path.
+    app = FastAPI(
+        title="sluice-runtime",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     endpoints = _Endpoints(dataplane, metrics, max_request_bytes)
+    # Starlette tries routes in order: inference first, it is what the hot path matches.
     routes: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
+        (f"{_MODEL}/infer", endpoints.infer, "POST"),
+        (f"{_VERSIONED}/infer", endpoints.infer, "POST"),
+        ("/v1/models/{model_name}:predict", endpoints.v1_predict, "POST"),
         ("/v2/health/live", endpoints.live, "GET"),
         ("/v2/health/ready", endpoints.ready, "GET"),
         ("/v2", endpoints.server_metadata, "GET"),
         ("/metrics", endpoints.metrics, "GET"),
         ("/v1/models/{model_name}", endpoints.v1_model, "GET"),
-        ("/v1/models/{model_name}:predict", endpoints.v1_predict, "POST"),
     ]
     for prefix in (_MODEL, _VERSIONED):
         routes += [
             (prefix, endpoints.model_metadata, "GET"),
             (f"{prefix}/ready", endpoints.model_ready, "GET"),
             (f"{prefix}/config", endpoints.model_config, "GET"),
-            (f"{prefix}/infer", endpoints.infer, "POST"),
         ]
     for path, endpoint, method in routes:
         app.router.add_route(path, endpoint, methods=[method], include_in_schema=False)
