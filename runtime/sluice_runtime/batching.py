@@ -26,11 +26,14 @@ class BatchPolicy:
     off, so every request runs alone as soon as the model is free. `max_delay` is how
     long, in seconds, the oldest waiting request may wait for others to join it.
     `max_queue_size` bounds the requests waiting, past which new ones are refused.
+    A deadline less than `tolerance` away counts as reached: event-loop timers tick in
+    whole milliseconds, and waiting for less than a tick would spin, not sleep.
     """
 
     max_batch_size: int
     max_delay: float
     max_queue_size: int
+    tolerance: float = 0.0
 
     @property
     def merging(self) -> bool:
@@ -81,21 +84,23 @@ class BatchQueue(Generic[T]):
         head = self._waiting[0]
         if not self.policy.merging or self._joinable_rows(head) >= self.policy.max_batch_size:
             return 0.0
-        return max(0.0, head.enqueued_at + self.policy.max_delay - now)
+        remaining = head.enqueued_at + self.policy.max_delay - now
+        return 0.0 if remaining <= self.policy.tolerance else remaining
 
     def take(self) -> list[Pending[T]]:
         """Remove and return the next batch: the oldest request and, in order, every later
         one with the same key that still fits in the max batch size.
 
         The oldest request always runs, even alone past the max batch size, so an
-        oversized request is served on its own rather than starved or refused.
+        oversized request is served on its own rather than starved or refused. Without
+        merging, everything waiting is taken, for the caller to run one by one.
         """
+        if not self.policy.merging:
+            return self.drain()
         if not self._waiting:
             return []
         head = self._waiting.popleft()
         batch = [head]
-        if not self.policy.merging:
-            return batch
         rows = head.rows
         kept: deque[Pending[T]] = deque()
         while self._waiting and rows < self.policy.max_batch_size:

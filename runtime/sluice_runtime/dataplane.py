@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sluice_runtime import __version__
-from sluice_runtime.batcher import Batcher
+from sluice_runtime.batcher import TIMER_TICK, Batcher
 from sluice_runtime.batching import BatchPolicy
 from sluice_runtime.datatypes import config_datatype
 from sluice_runtime.errors import ModelNotFound, NotReady
@@ -76,6 +76,7 @@ class DataPlane:
             max_batch_size=model.metadata.max_batch_size,
             max_delay=self._settings.max_batch_delay_seconds,
             max_queue_size=self._settings.max_queue_size,
+            tolerance=TIMER_TICK / 2,
         )
         self._batcher = Batcher(model.run, policy, self._metrics)
         self._batcher.start()

@@ -54,19 +54,25 @@ def test_concurrent_requests_are_merged_and_each_answer_is_its_own(
 def test_a_full_queue_answers_429_and_resource_exhausted_at_once(
     tmp_path: Path, start_runtime: StartRuntime
 ) -> None:
-    # Without batching, one request runs (~0.3 s) and one waits; the rest are refused.
-    runtime = start_runtime(slow(tmp_path / "slow.onnx"), max_queue_size=1)
+    # A long batching delay keeps the first two requests queued while the rest arrive,
+    # however slowly: exactly two are answered and every other one is refused at once.
+    runtime = start_runtime(
+        slow(tmp_path / "slow.onnx"),
+        max_batch_size=64,
+        max_batch_delay_us=3_000_000,
+        max_queue_size=2,
+    )
     inputs = [np.full((1, 4), i, dtype=np.float32) for i in range(8)]
     limits = httpx.Limits(max_connections=len(inputs))
     with httpx.Client(timeout=60, limits=limits) as client, ThreadPoolExecutor(len(inputs)) as pool:
         answers = list(pool.map(lambda x: _infer(client, runtime, "x", x), inputs))
     codes = [answer.status_code for answer in answers]
-    assert set(codes) == {200, 429}, codes
+    assert sorted(codes) == [200] * 2 + [429] * 6, codes
     for x, answer in zip(inputs, answers, strict=True):
         if answer.status_code == 429:
             assert "queue is full" in answer.json()["error"]
         else:
-            np.testing.assert_array_equal(_array(answer), x)
+            np.testing.assert_array_equal(_array(answer), x)  # the slow model answers x
 
     def grpc_infer(x: Array) -> tuple[str, str]:
         with grpcclient.InferenceServerClient(runtime.grpc_address) as client:
@@ -80,7 +86,9 @@ def test_a_full_queue_answers_429_and_resource_exhausted_at_once(
 
     with ThreadPoolExecutor(len(inputs)) as pool:
         outcomes = list(pool.map(grpc_infer, inputs))
-    assert {status for status, _ in outcomes} == {"OK", "StatusCode.RESOURCE_EXHAUSTED"}, outcomes
+    statuses = sorted(status for status, _ in outcomes)
+    assert statuses == ["OK"] * 2 + ["StatusCode.RESOURCE_EXHAUSTED"] * 6, outcomes
     for status, message in outcomes:
         assert status == "OK" or "queue is full" in message
-    assert runtime.metric("sluice_requests_total", code="429") >= 1
+    assert runtime.metric("sluice_requests_total", code="429") == 6
+    assert runtime.metric("sluice_requests_total", code="RESOURCE_EXHAUSTED") == 6

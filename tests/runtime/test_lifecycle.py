@@ -106,7 +106,12 @@ def test_live_at_once_ready_only_after_warm_up(tmp_path: Path, start_runtime: St
 def test_sigterm_under_load_completes_in_flight_requests_and_exits_zero(
     tmp_path: Path, start_runtime: StartRuntime
 ) -> None:
-    runtime = start_runtime(slow(tmp_path / "slow.onnx"), max_queue_size=64)
+    # A long batching delay holds every request in flight until SIGTERM has been sent,
+    # however slowly a busy machine delivers them; then they run as one batch of the
+    # slow model while the listeners drain.
+    runtime = start_runtime(
+        slow(tmp_path / "slow.onnx"), max_batch_size=64, max_batch_delay_us=5_000_000
+    )
     inputs = [np.full((1, 4), i, dtype=np.float32) for i in range(8)]
     with ThreadPoolExecutor(len(inputs)) as pool:
         futures = [

@@ -101,13 +101,21 @@ def test_an_oversized_request_runs_alone_instead_of_starving() -> None:
     assert names(q.take()) == ["b"]
 
 
-def test_without_merging_each_request_is_due_at_once_and_runs_alone() -> None:
+def test_without_merging_requests_are_due_at_once_and_taken_together() -> None:
     q = queue(max_batch_size=0, max_delay=1.0)
     q.offer("a", 1, KEY, now=0.0)
-    q.offer("b", 1, KEY, now=0.0)
+    q.offer("b", 1, ("other", (7,)), now=0.0)
     assert q.due_in(now=0.0) == 0.0
-    assert names(q.take()) == ["a"]
-    assert names(q.take()) == ["b"]
+    assert names(q.take()) == ["a", "b"]
+    assert q.take() == []
+
+
+def test_a_deadline_within_the_tolerance_is_due_now() -> None:
+    q = BatchQueue(BatchPolicy(8, max_delay=0.002, max_queue_size=10, tolerance=0.0005))
+    q.offer("a", 1, KEY, now=0.0)
+    assert q.due_in(now=0.0) == pytest.approx(0.002)
+    assert q.due_in(now=0.0014) == pytest.approx(0.0006)
+    assert q.due_in(now=0.0015) == 0.0
 
 
 def test_the_queue_refuses_past_its_bound_and_accepts_again_after_a_take() -> None:
