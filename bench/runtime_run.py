@@ -1,0 +1,287 @@
+"""`make bench` (`python -m bench`): the runtime on the fixed MLP, beside onnxruntime itself.
+
+The model is tests/models.py's MLP (64 -> 256 -> 10, dynamic batch), one row per request.
+The floor is onnxruntime in this process, batch 1, one call after another, and batch N
+(what merging N requests into one run costs at best). Then, for the runtime with dynamic
+batching off and on: REST with the binary tensor extension, REST with JSON tensors and
+gRPC, each at concurrency 1, 16 and 64, answers first checked against onnxruntime's.
+
+The server runs pinned to core 0 and the client to core 1 (`taskset`/sched_setaffinity),
+so neither starves the other. Writes bench/results/runtime.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import uvloop
+from sluice_runtime.model import session_options
+
+from bench.runtime_client import (
+    GrpcClient,
+    RestClient,
+    rest_binary_body,
+    rest_json_body,
+)
+from bench.runtime_load import LoadResult, closed_loop, time_calls
+from tests.models import mlp
+from tests.runtime.harness import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results" / "runtime.md"
+SERVER_CORE = 0
+CLIENT_CORE = 1
+CONCURRENCIES = (1, 16, 64)
+PROTOCOLS = ("rest-binary", "rest-json", "grpc")
+MODEL = "mlp"
+INPUT, OUTPUT = "input", "output"
+
+
+@dataclass(frozen=True)
+class Config:
+    label: str
+    flags: dict[str, str]
+
+
+CONFIGS = (
+    Config("batching off", {"--max-batch-size": "0"}),
+    Config(
+        "batching on (max 64 rows, 1000 us delay)",
+        {"--max-batch-size": "64", "--max-batch-delay-us": "1000"},
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    config: str
+    protocol: str
+    concurrency: int
+    result: LoadResult
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running `sluice-runtime serve`."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    address: str
+
+
+@contextmanager
+def running_server(model: Path, config: Config, log_path: Path) -> Iterator[Server]:
+    """`sluice-runtime serve` under taskset, ready; stopped with SIGTERM afterwards."""
+    http_port, grpc_port = free_port(), free_port()
+    argv = ["taskset", "-c", str(SERVER_CORE), sys.executable, "-m", "sluice_runtime"]
+    argv += ["serve", "--model-name", MODEL, "--model-version", "1"]
+    argv += ["--model-uri", model.as_uri(), "--host", "127.0.0.1"]
+    argv += ["--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+    argv += ["--warmup-requests", "4", "--intra-op-threads", "1"]
+    for flag, value in config.flags.items():
+        argv += [flag, value]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        server = Server(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}")
+        try:
+            _wait_ready(server, log_path)
+            yield server
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_ready(server: Server, log_path: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"runtime exited early:\n{log_path.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{server.url}/v2/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"runtime not ready:\n{log_path.read_text()[-4000:]}")
+
+
+def floor(model: Path, warmup_s: float, measure_s: float) -> list[tuple[str, LoadResult]]:
+    """onnxruntime in-process on the server's core: batch 1, and batch N per concurrency."""
+    session = ort.InferenceSession(
+        str(model), session_options(1), providers=["CPUExecutionProvider"]
+    )  # the server's own session options, one thread
+    rows = []
+    for batch in (1, *CONCURRENCIES[1:]):
+        x = np.random.default_rng(batch).standard_normal((batch, 64)).astype(np.float32)
+        result = time_calls(partial(session.run, None, {INPUT: x}), warmup_s, measure_s)
+        rows.append((f"batch {batch}", result))
+    return rows
+
+
+def _client(protocol: str, server: Server, x: np.ndarray[Any, Any]) -> RestClient | GrpcClient:
+    if protocol == "grpc":
+        return GrpcClient(server.address, MODEL, INPUT, x)
+    body, headers = (
+        rest_binary_body(INPUT, OUTPUT, x)
+        if protocol == "rest-binary"
+        else rest_json_body(INPUT, x)
+    )
+    return RestClient(server.url, MODEL, body, headers)
+
+
+async def measure(
+    server: Server, config: Config, expected: np.ndarray[Any, Any], x: np.ndarray[Any, Any],
+    warmup_s: float, measure_s: float,
+) -> list[Row]:  # fmt: skip
+    rows = []
+    for protocol in PROTOCOLS:
+        for concurrency in CONCURRENCIES:
+            client = _client(protocol, server, x)
+            try:
+                answer = await client.answer()
+                np.testing.assert_allclose(answer, expected, rtol=1e-5, atol=1e-6)
+                workers = [client.worker() for _ in range(concurrency)]
+                result = await closed_loop(workers, warmup_s, measure_s, server.process.pid)
+            finally:
+                await client.close()
+            print(
+                f"{config.label:>42} {protocol:>11} c={concurrency:<3} "
+                f"{result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
+                f"  errors {result.errors}",
+                file=sys.stderr,
+            )
+            rows.append(Row(config.label, protocol, concurrency, result))
+    return rows
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def render(
+    floors: Sequence[tuple[str, LoadResult]],
+    rows: Sequence[Row],
+    measure_s: float,
+    load: tuple[float, float],
+) -> str:
+    """The results page; `load` is the 1-minute load average before and after the run."""
+    lines = [
+        "# Runtime benchmark",
+        "",
+        "Generated by `make bench` (`python -m bench`); numbers from one run, "
+        f"commit `{_commit()}`, {time.strftime('%Y-%m-%d')}.",
+        "",
+        "## Method",
+        "",
+        "- Model: the fixed MLP of `tests/models.py` (FP32 input [batch, 64], 256 hidden, "
+        "10 outputs, dynamic batch); every request carries one row.",
+        f"- Machine: {os.cpu_count()} cores ({_cpu_model()}), shared with other work; "
+        f"Python {platform.python_version()}, onnxruntime {ort.__version__}, CPU provider; "
+        f"1-minute load average {load[0]:.1f} before the run and {load[1]:.1f} after "
+        "(anything well above 2 means other work competed for these cores).",
+        f"- Server: `sluice-runtime serve` pinned to core {SERVER_CORE} with `taskset`; "
+        "with `--intra-op-threads 1` (onnxruntime pins its own pool threads, which would "
+        "otherwise leave the server's core); "
+        f"client: this process pinned to core {CLIENT_CORE}, one asyncio (uvloop) event loop "
+        "running `concurrency` closed-loop workers: raw HTTP/1.1 keep-alive connections with "
+        "pre-encoded bodies (one per worker) for REST, one grpc.aio channel with a prebuilt "
+        "message for gRPC. Every protocol's answer is first checked against onnxruntime's.",
+        f"- Each point: 1 s warm-up, then {measure_s:g} s measured; latency is per request, "
+        "send to answer, as the client sees it. CPU columns are cores busy on average "
+        "(1.00 = one core flat out): when the client column nears 1.00 the client, not the "
+        "server, is the limit.",
+        "- Floor: onnxruntime `session.run` in-process on the server's core, one call after "
+        "another; batch N shows what running N requests as one batch costs at best "
+        "(requests/s = N x runs/s).",
+        "",
+        "## Floor: onnxruntime in-process",
+        "",
+        "| run | requests/s | p50 ms (per run) | p99 ms (per run) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, result in floors:
+        batch = int(label.split()[-1])
+        lines.append(
+            f"| {label} | {result.rps * batch:,.0f} | {result.p50_ms:.3f} | {result.p99_ms:.3f} |"
+        )
+    for config in CONFIGS:
+        lines += [
+            "",
+            f"## Runtime, {config.label}",
+            "",
+            "| protocol | concurrency | requests/s | p50 ms | p99 ms | errors | server CPU "
+            "| client CPU |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row in rows:
+            if row.config != config.label:
+                continue
+            r = row.result
+            server_cpu = "-" if r.server_cpu is None else f"{r.server_cpu:.2f}"
+            lines.append(
+                f"| {row.protocol} | {row.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
+                f"{r.p99_ms:.2f} | {r.errors} | {server_cpu} | {r.client_cpu:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per point")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    warmup_s = 1.0
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
+        model = mlp(Path(tmp) / "mlp.onnx")
+        os.sched_setaffinity(0, {SERVER_CORE})
+        floors = floor(model, warmup_s, args.seconds)
+        os.sched_setaffinity(0, {CLIENT_CORE})
+        x = np.random.default_rng(0).standard_normal((1, 64)).astype(np.float32)
+        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        expected = session.run(None, {INPUT: x})[0]
+        rows: list[Row] = []
+        for index, config in enumerate(CONFIGS):
+            with running_server(model, config, Path(tmp) / f"server-{index}.log") as server:
+                rows += uvloop.run(measure(server, config, expected, x, warmup_s, args.seconds))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    load = (load_before, os.getloadavg()[0])
+    args.output.write_text(render(floors, rows, args.seconds, load))
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
