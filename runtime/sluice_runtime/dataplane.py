@@ -118,7 +118,9 @@ class DataPlane:
     def metadata(self) -> ModelMetadata:
         """The served model's metadata; NotReady until it is loaded."""
         if self._metadata is None:
-            raise NotReady(f"model {self._settings.model_name!r} is {self._state.value}")
+            raise NotReady(
+                f"model {self._settings.model_name!r} is not ready ({self._state.value})"
+            )
         return self._metadata
 
     def live(self) -> bool:
@@ -166,7 +168,7 @@ class DataPlane:
         """Validate, queue, run and answer one request with the outputs it asked for."""
         self._check_served(name, version)
         if self._batcher is None or self._metadata is None:
-            raise NotReady(f"model {name!r} is {self._state.value}")
+            raise NotReady(f"model {name!r} is not ready ({self._state.value})")
         metadata = self._metadata
         valid = validate(metadata, request)
         outputs = await self._batcher.submit(valid.inputs, valid.rows)
