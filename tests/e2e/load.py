@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import httpx
@@ -37,7 +37,9 @@ class Outcome:
     version: str | None
     request_id: str | None
     seconds: float
+    started: float  # time.perf_counter() when the request was sent
     top1: int | None = None
+    attempts: int = 1
 
 
 Send = Callable[[int], Coroutine[Any, Any, Outcome]]
@@ -48,11 +50,25 @@ def features(index: int, rows: int = 1) -> np.ndarray[Any, Any]:
     return np.random.default_rng(index).standard_normal((rows, FEATURES)).astype(np.float32)
 
 
-class RestClient:
-    """V2 JSON inference over HTTP/1.1 keep-alive."""
+# The connection closed with no answer: what a client sees when the server closes an idle
+# keep-alive connection just as the next request goes out on it (nginx does on reload).
+_CLOSED_BEFORE_ANSWER = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
-    def __init__(self, base_url: str, model: str = "model", timeout: float = 10.0) -> None:
+
+class RestClient:
+    """V2 JSON inference over HTTP/1.1 keep-alive.
+
+    With `retry`, a request whose connection closed before any answer is sent once more on a
+    fresh connection, as RFC 9110 (9.2.2) lets a client do for idempotent requests and as
+    HTTP/1.1 clients such as Go's do for reused connections. Outcomes say how many attempts
+    each took, so a test can show the retried attempt never reached a runtime.
+    """
+
+    def __init__(
+        self, base_url: str, model: str = "model", timeout: float = 10.0, *, retry: bool = False
+    ) -> None:
         self.url = f"{base_url}/v2/models/{model}/infer"
+        self._retry = retry
         self._client = httpx.AsyncClient(
             timeout=timeout, limits=httpx.Limits(max_connections=256, max_keepalive_connections=256)
         )
@@ -72,24 +88,31 @@ class RestClient:
                 ]
             }
         )
+        headers = {"content-type": "application/json", **(headers or {})}
         started = time.perf_counter()
-        try:
-            response = await self._client.post(
-                self.url,
-                content=body,
-                headers={"content-type": "application/json", **(headers or {})},
-            )
-        except httpx.HTTPError as error:
-            return Outcome(False, type(error).__name__, None, None, time.perf_counter() - started)
+        attempts = 1
+        while True:
+            try:
+                response = await self._client.post(self.url, content=body, headers=headers)
+                break
+            except _CLOSED_BEFORE_ANSWER as error:
+                if self._retry and attempts == 1:
+                    attempts += 1
+                    continue
+                failed = type(error).__name__
+            except httpx.HTTPError as error:
+                failed = type(error).__name__
+            seconds = time.perf_counter() - started
+            return Outcome(False, failed, None, None, seconds, started, attempts=attempts)
         seconds = time.perf_counter() - started
         request_id = response.headers.get("x-request-id")
         if response.status_code != 200:
-            return Outcome(False, str(response.status_code), None, request_id, seconds)
+            status = str(response.status_code)
+            return Outcome(False, status, None, request_id, seconds, started, attempts=attempts)
         doc = orjson.loads(response.content)
-        scores = doc["outputs"][0]["data"]
-        return Outcome(
-            True, "200", doc["model_version"], doc.get("id"), seconds, int(np.argmax(scores))
-        )
+        top1 = int(np.argmax(doc["outputs"][0]["data"]))
+        version = doc["model_version"]
+        return Outcome(True, "200", version, doc.get("id"), seconds, started, top1, attempts)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -105,7 +128,7 @@ class GrpcClient:
         self._timeout = timeout
 
     async def infer(
-        self, data: np.ndarray[Any, Any], metadata: Sequence[tuple[str, str]] = ()
+        self, data: np.ndarray[Any, Any], headers: dict[str, str] | None = None
     ) -> Outcome:
         request = pb.ModelInferRequest(
             model_name=self._model,
@@ -119,18 +142,41 @@ class GrpcClient:
         started = time.perf_counter()
         try:
             response = await self._stub.ModelInfer(
-                request, timeout=self._timeout, metadata=tuple(metadata)
+                request,
+                timeout=self._timeout,
+                metadata=tuple((key.lower(), value) for key, value in (headers or {}).items()),
             )
         except grpc.aio.AioRpcError as error:
-            return Outcome(False, error.code().name, None, None, time.perf_counter() - started)
+            code = error.code().name
+            return Outcome(False, code, None, None, time.perf_counter() - started, started)
         seconds = time.perf_counter() - started
-        scores = np.frombuffer(response.raw_output_contents[0], dtype=np.float32)
-        return Outcome(
-            True, "OK", response.model_version, response.id, seconds, int(np.argmax(scores))
-        )
+        top1 = int(np.argmax(np.frombuffer(response.raw_output_contents[0], dtype=np.float32)))
+        return Outcome(True, "OK", response.model_version, response.id, seconds, started, top1)
 
     async def aclose(self) -> None:
         await self._channel.close()
+
+
+class Target(Protocol):
+    """Anything with REST and gRPC addresses: a runtime process or an nginx."""
+
+    @property
+    def http_url(self) -> str: ...
+
+    @property
+    def grpc_address(self) -> str: ...
+
+
+Client = RestClient | GrpcClient
+
+
+def connect(protocol: str, target: Target, *, retry: bool = False) -> Client:
+    """A client of `target` over "rest" or "grpc" (`retry`: see RestClient)."""
+    if protocol == "rest":
+        return RestClient(target.http_url, retry=retry)
+    if protocol == "grpc":
+        return GrpcClient(target.grpc_address)
+    raise ValueError(f"protocol must be rest or grpc, got {protocol!r}")
 
 
 async def closed_loop(send: Send, total: int, concurrency: int) -> list[Outcome]:
@@ -160,9 +206,9 @@ async def open_loop(send: Send, rate: float, stop: asyncio.Event) -> list[Outcom
         tasks.append(asyncio.create_task(send(index)))
         index += 1
         delay = started + index / rate - loop.time()
-        if delay > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+        # Always yield, even when behind schedule: the requests run on this same loop.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(delay, 0.0))
     return list(await asyncio.gather(*tasks))
 
 

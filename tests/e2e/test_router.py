@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Models, StartRouter
-from tests.e2e.load import GrpcClient, Outcome, RestClient, binomial_interval, features
+from tests.e2e.load import Outcome, binomial_interval, connect, features
 from tests.e2e.nginx import Nginx, upstream
 from tests.runtime.harness import StartRuntime
 
@@ -22,24 +22,17 @@ async def send_with_headers(
     router: Nginx, protocol: str, header_sets: list[dict[str, str]]
 ) -> list[Outcome]:
     """One request per header set, eight at a time, in order of the list."""
-    rest = RestClient(router.http_url) if protocol == "rest" else None
-    grpc = GrpcClient(router.grpc_address) if protocol == "grpc" else None
+    client = connect(protocol, router)
     limit = asyncio.Semaphore(8)
 
     async def one(index: int, headers: dict[str, str]) -> Outcome:
         async with limit:
-            if rest is not None:
-                return await rest.infer(features(index), headers)
-            assert grpc is not None
-            return await grpc.infer(features(index), [(k.lower(), v) for k, v in headers.items()])
+            return await client.infer(features(index), headers)
 
     try:
         return list(await asyncio.gather(*(one(i, h) for i, h in enumerate(header_sets))))
     finally:
-        if rest is not None:
-            await rest.aclose()
-        if grpc is not None:
-            await grpc.aclose()
+        await client.aclose()
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])

@@ -8,11 +8,10 @@ import pytest
 
 from tests.e2e.conftest import Models, StartRouter
 from tests.e2e.load import (
-    GrpcClient,
     Outcome,
-    RestClient,
     binomial_interval,
     closed_loop,
+    connect,
     failures,
     features,
     shares,
@@ -27,17 +26,11 @@ STEPS = ((0, 500), (10, 3000), (50, 3000), (100, 500))
 
 async def send_all(router: Nginx, protocol: str, total: int) -> list[Outcome]:
     """`total` requests with no X-Request-ID, so nginx draws a fresh split key for each."""
-    if protocol == "rest":
-        rest = RestClient(router.http_url)
-        try:
-            return await closed_loop(lambda i: rest.infer(features(i)), total, CONCURRENCY)
-        finally:
-            await rest.aclose()
-    grpc = GrpcClient(router.grpc_address)
+    client = connect(protocol, router)
     try:
-        return await closed_loop(lambda i: grpc.infer(features(i)), total, CONCURRENCY)
+        return await closed_loop(lambda i: client.infer(features(i)), total, CONCURRENCY)
     finally:
-        await grpc.aclose()
+        await client.aclose()
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
