@@ -6,7 +6,8 @@ cloudevents with their own floors. So each peer gets a virtualenv of its own und
 ~/.cache/sluice/bench/<peer>-<version>/, installed with --no-deps from a full lock file in
 bench/peers/ and rebuilt only when that file changes. The `[bench]` extra holds what the
 benchmark driver itself needs inside Sluice's virtualenv (the profiler), never a peer.
-wrk and ghz come from hack/bench-tools.sh, which `make bench` runs first.
+wrk and grpcload (bench/peers/grpcload/) come from hack/bench-tools.sh, which `make bench`
+runs first.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 CACHE = Path.home() / ".cache" / "sluice"
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
-GHZ_VERSION = "v0.121.0"
+GRPCLOAD_SOURCES = ("go.mod", "go.sum", "main.go")
 _STAMP = ".lock-sha256"
 
 
@@ -73,15 +74,22 @@ class Tools:
     """The compiled load generators."""
 
     wrk: Path
-    ghz: Path
+    grpcload: Path
+
+
+def grpcload_hash() -> str:
+    """The cache key hack/bench-tools.sh builds grpcload under: its sources' sha256, 12 hex."""
+    sources = PEERS_DIR / "grpcload"
+    digest = hashlib.sha256(b"".join((sources / name).read_bytes() for name in GRPCLOAD_SOURCES))
+    return digest.hexdigest()[:12]
 
 
 def find_tools() -> Tools:
-    """wrk and ghz, or an error that says how to get them."""
+    """wrk and grpcload, or an error that says how to get them."""
     wrk = shutil.which("wrk")
-    ghz = CACHE / "ghz" / GHZ_VERSION / "ghz"
-    if wrk is None or not ghz.is_file():
+    grpcload = CACHE / "grpcload" / grpcload_hash() / "grpcload"
+    if wrk is None or not grpcload.is_file():
         raise RuntimeError(
-            "wrk or ghz is missing: run `bash hack/bench-tools.sh` (make bench does)"
+            "wrk or grpcload is missing: run `bash hack/bench-tools.sh` (make bench does)"
         )
-    return Tools(wrk=Path(wrk), ghz=ghz)
+    return Tools(wrk=Path(wrk), grpcload=grpcload)

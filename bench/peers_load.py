@@ -1,10 +1,10 @@
-"""Driving load with compiled clients (wrk for REST, ghz for gRPC) and reading their figures.
+"""Driving load with compiled clients (wrk for REST, grpcload for gRPC), reading their figures.
 
-The client runs under `taskset -c CLIENT_CORE`, one thread (wrk -t1, ghz --cpus 1), closed
-loop with `concurrency` requests in flight. Its own CPU time comes from wait4's rusage, so
-each row can show how much faster the client is than the server it measures. ghz runs a
-fixed request count (sized from the warm-up's rate) rather than a duration, because at the
-end of a duration it closes the connection under in-flight calls and counts them as errors.
+The client runs under `taskset -c CLIENT_CORE` on one thread (wrk -t1, grpcload's
+GOMAXPROCS=1), closed loop with `concurrency` requests in flight, for a duration. Its own CPU
+time comes from wait4's rusage, so each row shows how much faster the client is than the
+server it measures. grpcload (bench/peers/grpcload/) replaces ghz: ghz builds a dynamic
+protobuf message per call and spent as much CPU per request as the server it measured.
 """
 
 from __future__ import annotations
@@ -33,11 +33,10 @@ from bench.peers_bodies import (
     decode_json_answer,
 )
 from bench.peers_env import PEERS_DIR, Tools
-from bench.peers_servers import CLIENT_CORE, REPO, RunningServer
+from bench.peers_servers import CLIENT_CORE, RunningServer
 
 PROTOCOLS = ("rest-json", "rest-binary", "grpc")
-PROTO_DIR = REPO / "runtime" / "sluice_runtime" / "grpc" / "protos"
-GRPC_METHOD = "inference.GRPCInferenceService/ModelInfer"
+GRPC_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 CLIENT_TIMEOUT_S = 10
 
 
@@ -75,19 +74,15 @@ def parse_wrk(stdout: str, client_cpu_s: float) -> LoadResult:
     )
 
 
-def parse_ghz(stdout: str, client_cpu_s: float) -> LoadResult:
-    """Figures from ghz's JSON report (durations in nanoseconds)."""
-    doc = json.loads(stdout)
-    quantiles = {
-        int(item["percentage"]): item["latency"] for item in doc["latencyDistribution"] or []
-    }
-    ok = int((doc.get("statusCodeDistribution") or {}).get("OK", 0))
+def parse_grpcload(stdout: str, client_cpu_s: float) -> LoadResult:
+    """Figures from grpcload's JSON line (latencies in microseconds)."""
+    doc = json.loads(stdout.strip().splitlines()[-1])
     return LoadResult(
-        requests=ok,
-        seconds=int(doc["total"]) / 1e9,
-        p50_ms=quantiles.get(50, 0) / 1e6,
-        p99_ms=quantiles.get(99, 0) / 1e6,
-        errors=int(doc["count"]) - ok,
+        requests=int(doc["requests"]),
+        seconds=float(doc["seconds"]),
+        p50_ms=float(doc["p50_us"]) / 1e3,
+        p99_ms=float(doc["p99_us"]) / 1e3,
+        errors=int(doc["errors"]),
         client_cpu_s=client_cpu_s,
     )
 
@@ -105,18 +100,13 @@ def wrk_argv(
     return [*argv, BINARY_TYPE, str(binary_header)]
 
 
-def ghz_argv(
-    tools: Tools, address: str, concurrency: int, body: Path, *, count: int = 0, seconds: int = 0
-) -> list[str]:
-    """ghz on one OS thread over one HTTP/2 connection, `count` calls or for `seconds`."""
-    argv = [
-        str(tools.ghz), "--insecure", "--proto", str(PROTO_DIR / "inference.proto"),
-        "--import-paths", str(PROTO_DIR), "--call", GRPC_METHOD, "--binary-file", str(body),
-        "--concurrency", str(concurrency), "--cpus", "1", "--format", "json",
-        "--timeout", f"{CLIENT_TIMEOUT_S}s",
+def grpc_argv(tools: Tools, address: str, concurrency: int, seconds: int, body: Path) -> list[str]:
+    """grpcload on one OS thread over one HTTP/2 connection, replaying `body` for `seconds`."""
+    return [
+        str(tools.grpcload), "-addr", address, "-method", GRPC_METHOD, "-body", str(body),
+        "-c", str(concurrency), "-connections", "1", "-duration", f"{seconds}s",
+        "-timeout", f"{CLIENT_TIMEOUT_S}s",
     ]  # fmt: skip
-    argv += ["--total", str(count)] if count else ["--duration", f"{seconds}s"]
-    return [*argv, address]
 
 
 class Client:
@@ -134,27 +124,13 @@ class Client:
         self._grpc.write_bytes(bodies.grpc)
 
     def run(
-        self,
-        server: RunningServer,
-        model: str,
-        protocol: str,
-        concurrency: int,
-        *,
-        seconds: int,
-        count: int = 0,
+        self, server: RunningServer, model: str, protocol: str, concurrency: int, seconds: int
     ) -> LoadResult:
-        """Load `server` over `protocol`; gRPC runs `count` calls when given, else `seconds`."""
+        """Load `server` over `protocol` with `concurrency` requests in flight for `seconds`."""
         if protocol == "grpc":
-            argv = ghz_argv(
-                self._tools,
-                server.grpc_address,
-                concurrency,
-                self._grpc,
-                count=count,
-                seconds=seconds,
-            )
+            argv = grpc_argv(self._tools, server.grpc_address, concurrency, seconds, self._grpc)
             stdout, cpu = _measured(argv)
-            return parse_ghz(stdout, cpu)
+            return parse_grpcload(stdout, cpu)
         url = f"{server.http_url}/v2/models/{model}/infer"
         binary = self._bodies.binary_header_length if protocol == "rest-binary" else None
         body = self._binary if binary is not None else self._json

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import onnxruntime
 
-from bench.peers_env import GHZ_VERSION, KSERVE, MLSERVER
+from bench.peers_env import KSERVE, MLSERVER
 from bench.peers_report import (
     Point,
     Row,
@@ -89,8 +89,9 @@ def method(settings: Settings, load: str) -> list[str]:
         f"`sluice-batch`: `--max-batch-size {settings.batch} "
         f"--max-batch-delay-us {settings.batch_delay_us}`; `sluice`: batching off.",
         "- Clients: wrk (one thread, one connection per concurrent request, a Lua script posting "
-        f"the body) for REST and ghz {GHZ_VERSION} (one OS thread, one HTTP/2 connection) for "
-        "gRPC, closed loop. Server on core 0, client on core 1 (`taskset`). Before each point "
+        "the body) for REST and grpcload (`bench/peers/grpcload`, Go, grpc-go, one OS thread, "
+        "one HTTP/2 connection, the request pre-serialized) for gRPC, closed loop. Server on "
+        "core 0, client on core 1 (`taskset`). Before each point "
         f"a {settings.warmup} s warm-up, then {settings.repeats} runs of "
         f"{settings.seconds} s; each figure is the median of the runs.",
         "- Server CPU ms/req: utime+stime of the server's whole process tree (from /proc) over "

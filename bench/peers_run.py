@@ -2,7 +2,7 @@
 
 For each model and server: start it pinned to the server core, check that every protocol
 answers onnxruntime's numbers, then for each protocol and concurrency warm up, measure
-`repeats` times with wrk or ghz pinned to the client core, and keep the medians. Writes
+`repeats` times with wrk or grpcload pinned to the client core, and keep the medians. Writes
 bench/results/peers.md and the rows as bench/results/peers.json. `--quick` is a smoke run.
 """
 
@@ -33,7 +33,15 @@ from bench.peers_env import KSERVE, MLSERVER, PEERS_DIR, Tools, ensure_peer, fin
 from bench.peers_load import Client, binary_refused, check_answers
 from bench.peers_page import Floor, write_page
 from bench.peers_report import Point, Row, Sample, Settings, summarize
-from bench.peers_servers import CLIENT_CORE, REPO, SERVER_CORE, Served, ServerConfig, running
+from bench.peers_servers import (
+    CLIENT_CORE,
+    REPO,
+    SERVER_CORE,
+    RunningServer,
+    Served,
+    ServerConfig,
+    running,
+)
 from tests.models import mlp
 
 RESULTS = REPO / "bench" / "results"
@@ -127,51 +135,47 @@ def measure_floor(path: Path, batch: int, seconds: int) -> Floor:
     )
 
 
+def measure_point(client: Client, server: RunningServer, point: Point, settings: Settings) -> Row:
+    """Warm up, then `repeats` runs, each with the server tree's CPU seconds around it."""
+    client.run(server, point.model, point.protocol, point.concurrency, settings.warmup)
+    samples = []
+    for _ in range(settings.repeats):
+        before = server.cpu_seconds()
+        got = client.run(server, point.model, point.protocol, point.concurrency, settings.seconds)
+        cpu = server.cpu_seconds() - before
+        samples.append(
+            Sample(got.requests, got.seconds, got.p50_ms, got.p99_ms, got.errors, cpu,
+                   got.client_cpu_s)
+        )  # fmt: skip
+    row = summarize(point, samples)
+    print(
+        f"{point.model:4} {point.server:13} {point.protocol:12} c{point.concurrency:<3} "
+        f"{row.rps:9.0f} req/s  p50 {row.p50_ms:7.3f} ms  p99 {row.p99_ms:7.3f} ms  "
+        f"cpu {row.server_cpu_ms:6.3f} ms/req  client x{row.client_headroom:4.1f}  "
+        f"errors {row.errors}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return row
+
+
 def measure_server(
     prepared: Prepared, config: ServerConfig, protocols: Sequence[str], client: Client,
-    settings: Settings, log: list[str],
+    settings: Settings, notes: list[str],
 ) -> dict[Point, Row]:  # fmt: skip
-    """All points of one server on one model, the server started once."""
-    rows: dict[Point, Row] = {}
+    """All points of one server on one model, the server started once and checked first."""
     name = prepared.served.name
     with running(config, prepared.served, WORK) as server:
         check_answers(server, name, prepared.bodies, prepared.expected, tuple(protocols))
         if config.kind == "mlserver" and "rest-binary" not in protocols:
             status = binary_refused(server, name, prepared.bodies)
-            log.append(f"{config.label}: binary tensor extension request -> HTTP {status}")
-        for protocol in protocols:
-            for concurrency in settings.concurrency:
-                warm = client.run(server, name, protocol, concurrency, seconds=settings.warmup)
-                count = max(200, int(warm.rps * settings.seconds))
-                samples = []
-                for _ in range(settings.repeats):
-                    before = server.cpu_seconds()
-                    result = client.run(
-                        server, name, protocol, concurrency, seconds=settings.seconds, count=count
-                    )
-                    cpu = server.cpu_seconds() - before
-                    samples.append(
-                        Sample(
-                            result.requests,
-                            result.seconds,
-                            result.p50_ms,
-                            result.p99_ms,
-                            result.errors,
-                            cpu,
-                            result.client_cpu_s,
-                        )
-                    )
-                point = Point(prepared.model.key, protocol, concurrency, config.label)
-                rows[point] = summarize(point, samples)
-                row = rows[point]
-                print(
-                    f"{point.model:4} {config.label:13} {protocol:12} c{concurrency:<3} "
-                    f"{row.rps:9.0f} req/s  p50 {row.p50_ms:7.3f} ms  p99 {row.p99_ms:7.3f} ms  "
-                    f"cpu {row.server_cpu_ms:6.3f} ms/req  errors {row.errors}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    return rows
+            notes.append(f"{config.label}: a binary tensor extension request gets HTTP {status}")
+        points = [
+            Point(prepared.model.key, protocol, concurrency, config.label)
+            for protocol in protocols
+            for concurrency in settings.concurrency
+        ]
+        return {point: measure_point(client, server, point, settings) for point in points}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

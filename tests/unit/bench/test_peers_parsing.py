@@ -1,18 +1,17 @@
-"""Peer benchmark plumbing: /proc CPU accounting, wrk and ghz reports, client command lines."""
+"""Peer benchmark plumbing: /proc CPU accounting, wrk and grpcload reports, client argv."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
 from bench.peers_env import Tools
-from bench.peers_load import ghz_argv, parse_ghz, parse_wrk, wrk_argv
+from bench.peers_load import grpc_argv, parse_grpcload, parse_wrk, wrk_argv
 from bench.peers_servers import parse_stat, tree_ticks
 
-TOOLS = Tools(wrk=Path("/usr/bin/wrk"), ghz=Path("/cache/ghz"))
+TOOLS = Tools(wrk=Path("/usr/bin/wrk"), grpcload=Path("/cache/grpcload"))
 
 
 def test_parse_stat_counts_fields_after_a_command_name_with_spaces_and_parens() -> None:
@@ -54,28 +53,17 @@ def test_parse_wrk_reads_the_script_line_and_drops_status_errors() -> None:
     assert got.client_cpu_s == 0.25
 
 
-def test_parse_ghz_counts_ok_answers_and_converts_nanoseconds() -> None:
-    report = {
-        "count": 3010,
-        "total": 1_500_000_000,
-        "latencyDistribution": [
-            {"percentage": 50, "latency": 2_000_000},
-            {"percentage": 99, "latency": 7_500_000},
-        ],
-        "statusCodeDistribution": {"OK": 3000, "Unavailable": 10},
-    }
-    got = parse_ghz(json.dumps(report), client_cpu_s=0.5)
-    assert got.requests == 3000
+def test_parse_grpcload_reads_its_json_line() -> None:
+    stdout = (
+        '{"requests":4000,"errors":3,"codes":{"ResourceExhausted":3},"seconds":2.0,'
+        '"p50_us":750,"p99_us":2100,"mean_us":800.5}\n'
+    )
+    got = parse_grpcload(stdout, client_cpu_s=0.5)
+    assert got.requests == 4000
     assert got.rps == pytest.approx(2000.0)
-    assert (got.p50_ms, got.p99_ms) == (2.0, 7.5)
-    assert got.errors == 10
-
-
-def test_parse_ghz_with_every_call_failed() -> None:
-    report = {"count": 5, "total": 10, "latencyDistribution": None,
-              "statusCodeDistribution": {"Unavailable": 5}}  # fmt: skip
-    got = parse_ghz(json.dumps(report), client_cpu_s=0.0)
-    assert (got.requests, got.errors, got.p50_ms) == (0, 5, 0.0)
+    assert (got.p50_ms, got.p99_ms) == (0.75, 2.1)
+    assert got.errors == 3
+    assert got.client_cpu_s == 0.5
 
 
 def test_wrk_argv_adds_the_header_length_only_for_binary_bodies() -> None:
@@ -87,10 +75,13 @@ def test_wrk_argv_adds_the_header_length_only_for_binary_bodies() -> None:
     assert binary[-4:] == ["--", "b.bin", "application/octet-stream", "154"]
 
 
-def test_ghz_argv_runs_a_count_or_a_duration() -> None:
-    by_count = ghz_argv(TOOLS, "127.0.0.1:9", 64, Path("r.grpc"), count=5000)
-    by_time = ghz_argv(TOOLS, "127.0.0.1:9", 64, Path("r.grpc"), seconds=1)
-    assert by_count[-3:] == ["--total", "5000", "127.0.0.1:9"]
-    assert by_time[-3:] == ["--duration", "1s", "127.0.0.1:9"]
-    assert by_count[by_count.index("--concurrency") + 1] == "64"
-    assert by_count[by_count.index("--cpus") + 1] == "1"
+def test_grpc_argv_replays_the_body_over_one_connection() -> None:
+    argv = grpc_argv(TOOLS, "127.0.0.1:9", 64, 2, Path("r.grpc"))
+    assert argv[0] == "/cache/grpcload"
+
+    def flag(name: str) -> str:
+        return argv[argv.index(name) + 1]
+
+    assert (flag("-addr"), flag("-body"), flag("-c")) == ("127.0.0.1:9", "r.grpc", "64")
+    assert (flag("-connections"), flag("-duration")) == ("1", "2s")
+    assert flag("-method") == "/inference.GRPCInferenceService/ModelInfer"
