@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-EXTRAS ?= runtime,operator,dev
+EXTRAS ?= runtime,operator,dev,bench
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install system-deps lint test test-unit test-runtime test-cluster test-e2e demo bench \
