@@ -24,8 +24,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import boto3
 import httpx
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -312,19 +315,43 @@ class Minio:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def env(self) -> dict[str, str]:
-        """What a client needs to reach this store, the way it would in a pod."""
+    def env(self, directory: Path) -> dict[str, str]:
+        """What a client needs to reach this store, the way it would in a pod, and nothing
+        else: no ~/.aws files (they point into `directory`) and no instance metadata lookups."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(directory / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(directory / "no-aws-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
         }
+
+    def client(self) -> Any:
+        """An S3 client with the root credentials, for setting the store up."""
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+        )
+
+
+def use_only(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replace every AWS_* variable of this process with `env`'s."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
 
 
 @contextmanager
 def minio_server(directory: Path) -> Iterator[Minio]:
     """A single-drive MinIO (supports versioned buckets) with fresh root credentials."""
+    directory.mkdir(parents=True, exist_ok=True)
     port, console = free_port(), free_port()
     access_key, secret_key = "sluice-test", hashlib.sha256(os.urandom(16)).hexdigest()[:32]
     env = {
@@ -424,7 +451,10 @@ _REGISTER = """
 import sys
 import mlflow, mlflow.onnx, onnx
 from mlflow import MlflowClient
-name, alias, *paths = sys.argv[1:]
+name, alias, artifact_location, *paths = sys.argv[1:]
+if artifact_location:
+    experiment = mlflow.create_experiment(name, artifact_location=artifact_location)
+    mlflow.set_experiment(experiment_id=experiment)
 for path in paths:
     with mlflow.start_run():
         mlflow.onnx.log_model(
@@ -438,13 +468,23 @@ if alias:
 """
 
 
-def register_versions(server: Mlflow, name: str, models: list[Path], alias: str = "") -> None:
-    """Log each model with the real MLflow client, as versions 1..n; point `alias` at the last."""
-    env = mlflow_env()
-    env["MLFLOW_TRACKING_URI"] = server.tracking_uri
+def register_versions(
+    server: Mlflow,
+    name: str,
+    models: list[Path],
+    alias: str = "",
+    artifact_location: str = "",
+    env: dict[str, str] | None = None,
+) -> None:
+    """Log each model with the real MLflow client, as versions 1..n; point `alias` at the last.
+
+    With `artifact_location` the versions go to a new experiment whose artifacts the client
+    writes there itself (an s3:// root) instead of through the tracking server.
+    """
+    child_env = {**mlflow_env(), **(env or {}), "MLFLOW_TRACKING_URI": server.tracking_uri}
     result = subprocess.run(
-        [sys.executable, "-c", _REGISTER, name, alias, *map(str, models)],
-        env=env,
+        [sys.executable, "-c", _REGISTER, name, alias, artifact_location, *map(str, models)],
+        env=child_env,
         capture_output=True,
         timeout=START_TIMEOUT,
         check=False,

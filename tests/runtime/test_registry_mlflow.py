@@ -22,7 +22,13 @@ from sluice_runtime.registry.retry import RetryPolicy
 
 from tests.models import mlp
 from tests.runtime.harness import StartRuntime
-from tests.runtime.registry_servers import Mlflow, mlflow_server, register_versions
+from tests.runtime.registry_servers import (
+    Mlflow,
+    minio_server,
+    mlflow_server,
+    register_versions,
+    use_only,
+)
 
 SLUICE_RUNTIME = str(Path(sys.executable).with_name("sluice-runtime"))
 OPTIONS = FetchOptions(read_timeout=20.0, retry=RetryPolicy(attempts=3, base_delay=0.01))
@@ -125,6 +131,34 @@ def test_missing_models_and_versions_are_named(tmp_path: Path, tracking: str) ->
         message = str(raised.value)
         assert message.startswith(f"{uri}: not found in the MLflow registry at {tracking}: ")
         assert missing in message
+
+
+def test_versions_stored_in_an_s3_artifact_root_are_read_from_the_bucket(
+    tmp_path: Path,
+    registry: tuple[Mlflow, list[Path]],
+    tracking: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server, models = registry
+    with minio_server(tmp_path / "minio") as minio:
+        minio.client().create_bucket(Bucket="mlflow")
+        aws = minio.env(tmp_path)
+        register_versions(
+            server,
+            "fraud-s3",
+            models[1:],
+            artifact_location="s3://mlflow/fraud-s3",
+            env={**aws, "MLFLOW_S3_ENDPOINT_URL": minio.endpoint},
+        )
+        use_only(aws, monkeypatch)
+        fetched = fetch_model("mlflow://fraud-s3/1", None, tmp_path / "cache", options=OPTIONS)
+
+    location = httpx.get(
+        f"{tracking}/api/2.0/mlflow/model-versions/get-download-uri",
+        params={"name": "fraud-s3", "version": "1"},
+    ).json()["artifact_uri"]
+    assert location.startswith("s3://mlflow/fraud-s3/")
+    np.testing.assert_allclose(answers(fetched.path), answers(models[1]), rtol=1e-6)
 
 
 def test_serving_version_2_answers_with_version_2(

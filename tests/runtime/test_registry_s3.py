@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 from prometheus_client import CollectorRegistry
 from sluice_runtime.errors import DigestMismatch, ModelLoadError
@@ -20,7 +17,7 @@ from sluice_runtime.registry.options import FetchOptions
 from sluice_runtime.registry.retry import RetryPolicy
 
 from tests.models import mlp
-from tests.runtime.registry_servers import Minio, minio_server, sha256_of
+from tests.runtime.registry_servers import Minio, minio_server, sha256_of, use_only
 
 BUCKET = "models"
 KEY = "fraud/model.onnx"
@@ -50,7 +47,7 @@ def versions(minio: Minio, tmp_path_factory: pytest.TempPathFactory) -> Versions
     files = tuple(
         mlp(folder / f"v{seed}.onnx", inputs=16, hidden=32, outputs=3, seed=seed) for seed in (1, 2)
     )
-    client = admin_client(minio)
+    client = minio.client()
     client.create_bucket(Bucket=BUCKET)
     client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     ids = tuple(
@@ -62,25 +59,7 @@ def versions(minio: Minio, tmp_path_factory: pytest.TempPathFactory) -> Versions
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, minio: Minio, tmp_path: Path) -> None:
-    """Only this MinIO's settings: no stray AWS_* variables, no ~/.aws files, no IMDS."""
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "SLUICE_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for name, value in minio.env().items():
-        monkeypatch.setenv(name, value)
-
-
-def admin_client(minio: Minio) -> Any:
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=minio.endpoint,
-        aws_access_key_id=minio.access_key,
-        aws_secret_access_key=minio.secret_key,
-        region_name="us-east-1",
-    )
+    use_only(minio.env(tmp_path), monkeypatch)
 
 
 def test_each_version_of_a_key_is_fetched_by_its_version_id(

@@ -27,7 +27,7 @@ _OPTION_FLAGS = {
     "fetch_timeout_seconds": "longest wait for a connection or for more bytes (default 60)",
     "fetch_attempts": "tries per download before giving up (default 5)",
     "fetch_backoff_seconds": "first retry's backoff ceiling; doubles per retry (default 0.5)",
-    "s3_addressing_style": "auto, path (MinIO and most self-hosted stores) or virtual",
+    "s3_addressing_style": "auto (boto3 picks: path-style for a custom endpoint), path or virtual",
 }
 
 
