@@ -88,6 +88,9 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     except ModelLoadError as error:
         print(f"sluice-runtime {args.command}: {error.message}", file=sys.stderr)
         return 1
+    except OSError as error:  # a full disk or an unwritable cache or destination
+        print(f"sluice-runtime {args.command}: {error}", file=sys.stderr)
+        return 1
 
 
 def place(source: Path, dest: Path, cache_dir: Path) -> Path:
