@@ -54,9 +54,12 @@ def upstream(revision: str, runtime: RuntimeProcess, weight: int) -> Upstream:
 class Nginx:
     """One nginx master on free 127.0.0.1 ports, its config rendered by the router builder."""
 
-    def __init__(self, workdir: Path, binary: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, binary: str | None = None, launcher: Sequence[str] = ()
+    ) -> None:
         self.workdir = workdir
         self.binary = binary or nginx_binary()
+        self.launcher = list(launcher)  # e.g. ["taskset", "-c", "1"] in the benchmark
         self.http_port = free_port()
         self.grpc_port = free_port()
         self.health_port = free_port()
@@ -96,9 +99,9 @@ class Nginx:
             argv += ["-g", f"user {pwd.getpwuid(0).pw_name};"]
         return argv + list(extra)
 
-    def _write(self, config: RouterConfig) -> None:
+    def _write(self, config: RouterConfig | str) -> None:
         staged = self.conf_path.with_suffix(".next")
-        staged.write_text(render(config))
+        staged.write_text(config if isinstance(config, str) else render(config))
         check = subprocess.run(
             self._argv("-t", conf=staged), capture_output=True, text=True, check=False
         )
@@ -106,11 +109,16 @@ class Nginx:
             raise AssertionError(f"nginx refuses the rendered config:\n{check.stderr}")
         staged.replace(self.conf_path)
 
-    def start(self, config: RouterConfig) -> Nginx:
-        """Write the config, start the master and wait until the health port answers."""
+    def start(self, config: RouterConfig | str) -> Nginx:
+        """Write the config, start the master and wait until the health port answers.
+
+        `config` is a router config, or nginx.conf text that listens on `health_port` too.
+        """
         self._write(config)
         self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self._argv(), stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [*self.launcher, *self._argv()], stdout=self._log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + START_TIMEOUT
         with httpx.Client(timeout=1.0) as client:
             while time.monotonic() < deadline:
