@@ -51,7 +51,7 @@ bench: install system-deps bench-peers
 	$(PY) -m bench
 
 # Sluice against KServe and MLServer (bench/results/peers.md). The load generators come from
-# hack/bench-tools.sh, kept out of `make test` (ghz is a three-minute Go build).
+# hack/bench-tools.sh, kept out of `make test` (grpcload is a Go build).
 bench-peers: install system-deps
 	bash hack/bench-tools.sh
 	$(PY) -m bench.peers_run
