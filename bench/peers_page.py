@@ -78,7 +78,8 @@ def method(settings: Settings, load: str) -> list[str]:
         f"(`python -m bench.peers_run`), Sluice `{_commit()}`.",
         f"- Machine: {_cpu_model()}, {platform.system()} {platform.release()}, Python "
         f"{platform.python_version()}, onnxruntime {onnxruntime.__version__} everywhere "
-        f"(same session options for every server). Load average at start: {load}.",
+        "(same session options for every server: one intra-op thread, no spinning; Sluice "
+        f"with `--intra-op-threads 1`). Load average at start: {load}.",
         f"- Peers: KServe {KSERVE.version} (a `kserve.Model` subclass, sync `predict`, KServe's "
         f"defaults: 1 uvicorn worker, access log and latency logging on) and MLServer "
         f"{MLSERVER.version} (a custom `MLModel` runtime, MLServer's defaults: "

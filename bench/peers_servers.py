@@ -91,6 +91,7 @@ def command(
             "--model-name", served.name, "--model-version", "1",
             "--model-uri", served.path.as_uri(), "--host", "127.0.0.1",
             "--max-batch-size", str(config.batch), "--cache-dir", str(workdir / "cache"),
+            "--intra-op-threads", "1",
         ]  # fmt: skip
         if config.batch_delay_us:
             argv += ["--max-batch-delay-us", str(config.batch_delay_us)]

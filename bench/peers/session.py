@@ -13,13 +13,15 @@ import onnxruntime as ort
 
 
 def open_session(path: str) -> Any:
-    """A CPU session as `sluice_runtime.model.session_options(0)` makes it.
+    """A CPU session as `sluice_runtime.model.session_options(1)` makes it.
 
-    onnxruntime's default thread count, and idle pool threads that sleep instead of
-    spinning (a spinning thread takes the core the server's event loop needs).
+    One intra-op thread: every server gets one core, and onnxruntime's default pool would
+    start a thread per physical core of the host and pin those threads to other cores, out of
+    the server's `taskset`. Idle pool threads sleep instead of spinning, as Sluice's do.
     """
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
