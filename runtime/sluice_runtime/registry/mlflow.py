@@ -53,9 +53,10 @@ class MlflowRegistry:
     def __init__(self, env: Mapping[str, str]) -> None:
         tracking_uri = env.get("MLFLOW_TRACKING_URI", "").rstrip("/")
         if not tracking_uri.startswith(("http://", "https://")):
+            got = f"got {redact(tracking_uri)!r}" if tracking_uri else "it is not set"
             raise ModelLoadError(
-                "MLFLOW_TRACKING_URI must be the http(s) address of the MLflow tracking server, "
-                f"got {redact(tracking_uri) or 'nothing'!r}"
+                "MLFLOW_TRACKING_URI must be the http(s) address of the MLflow tracking server; "
+                + got
             )
         self._tracking_uri = tracking_uri
         self._token = env.get("MLFLOW_TRACKING_TOKEN")

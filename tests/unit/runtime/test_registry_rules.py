@@ -10,6 +10,7 @@ import pytest
 from sluice_runtime.errors import ModelLoadError
 from sluice_runtime.registry.commands import place
 from sluice_runtime.registry.httpclient import check_status, parse_retry_after
+from sluice_runtime.registry.mlflow import MlflowRegistry
 from sluice_runtime.registry.mlflow_artifacts import onnx_file_from_mlmodel, single_onnx
 from sluice_runtime.registry.options import FetchOptions
 from sluice_runtime.registry.retry import TransientError
@@ -157,3 +158,19 @@ def test_place_links_cache_entries_and_copies_anything_else(tmp_path: Path) -> N
     assert copied.read_bytes() == b"user"
     assert copied.stat().st_ino != outside.stat().st_ino
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["model.onnx"]
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({}, "it is not set"),
+        ({"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}, "got 'sqlite:///mlflow.db'"),
+        ({"MLFLOW_TRACKING_URI": "https://u:pw@mlflow"}, "got 'https://***@mlflow'"),
+    ],
+)
+def test_the_mlflow_registry_needs_a_rest_tracking_server(
+    env: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ModelLoadError) as raised:
+        MlflowRegistry(env)
+    assert str(raised.value).endswith(problem)
