@@ -30,17 +30,17 @@ def redact(uri: str) -> str:
         parts = urlsplit(uri)
     except ValueError:
         return "<unparseable uri>"
+    if "@" not in parts.netloc and not parts.query:
+        return uri
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(key, value if key in _PUBLIC_QUERY_KEYS else "***") for key, value in pairs],
-            safe="*",
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = urlencode(
+        [(key, value if key in _PUBLIC_QUERY_KEYS else "***") for key, value in pairs],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True, slots=True)

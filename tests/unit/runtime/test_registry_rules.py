@@ -165,7 +165,7 @@ def test_place_links_cache_entries_and_copies_anything_else(tmp_path: Path) -> N
     [
         ({}, "it is not set"),
         ({"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}, "got 'sqlite:///mlflow.db'"),
-        ({"MLFLOW_TRACKING_URI": "https://u:pw@mlflow"}, "got 'https://***@mlflow'"),
+        ({"MLFLOW_TRACKING_URI": "ftp://u:pw@mlflow"}, "got 'ftp://***@mlflow'"),
     ],
 )
 def test_the_mlflow_registry_needs_a_rest_tracking_server(

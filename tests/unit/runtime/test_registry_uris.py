@@ -113,7 +113,7 @@ def test_mlflow_refs_render_their_canonical_uri() -> None:
             "https://h/m.onnx?X-Amz-Signature=abc&X-Amz-Credential=AKIA&versionId=7",
             "https://h/m.onnx?X-Amz-Signature=***&X-Amz-Credential=***&versionId=7",
         ),
-        ("https://h/m.onnx#frag", "https://h/m.onnx"),
+        ("sqlite:///mlflow.db", "sqlite:///mlflow.db"),
         ("s3://b/k?versionId=v", "s3://b/k?versionId=v"),
     ],
 )
