@@ -23,6 +23,7 @@ from sluice_runtime.errors import ModelNotFound, NotReady
 from sluice_runtime.metrics import RuntimeMetrics
 from sluice_runtime.model import PLATFORM, OnnxModel
 from sluice_runtime.registry import fetch_model
+from sluice_runtime.registry.metrics import RegistryMetrics
 from sluice_runtime.settings import RuntimeSettings
 from sluice_runtime.tensors import InferRequest, InferResponse, ModelMetadata, Tensor, TensorSpec
 from sluice_runtime.validation import validate
@@ -88,7 +89,12 @@ class DataPlane:
     def _load_model(self) -> OnnxModel:
         started = time.monotonic()
         settings = self._settings
-        fetched = fetch_model(settings.model_uri, settings.digest, settings.cache_dir)
+        fetched = fetch_model(
+            settings.model_uri,
+            settings.digest,
+            settings.cache_dir,
+            RegistryMetrics(self._metrics.registry),
+        )
         model = OnnxModel(
             fetched.path,
             name=settings.model_name,
