@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 from sluice_operator.router import Upstream
@@ -30,7 +30,7 @@ PHASE_SECONDS = 2.0  # load kept on each traffic state
 
 
 async def under_load(
-    protocol: str, entry: Nginx, steps: list[Callable[[], object]]
+    protocol: str, entry: Nginx, steps: Sequence[Callable[[], object]]
 ) -> tuple[list[Outcome], list[tuple[float, float]]]:
     """Run `steps` in order, one phase of steady load before and after each.
 
