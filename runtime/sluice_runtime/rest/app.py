@@ -8,6 +8,7 @@ data plane's error carries, never FastAPI's `{"detail": ...}` or a 422.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from sluice_runtime.errors import NotReady, SluiceError
 from sluice_runtime.metrics import RuntimeMetrics
@@ -29,12 +31,15 @@ from sluice_runtime.rest.http import (
     json_response,
     read_body,
 )
+from sluice_runtime.rest.shadow_codec import SHADOW_ROUTE, decode_shadow_copy
 from sluice_runtime.rest.v1_codec import decode_predict, encode_predict
 from sluice_runtime.rest.v2_codec import (
     decode_infer_request,
     encode_infer_response,
     model_metadata_doc,
 )
+from sluice_runtime.shadow import ShadowMetrics, compare_copy, summary
+from sluice_runtime.tensors import InferRequest, InferResponse
 from sluice_runtime.transport import REQUEST_ID_HEADER, log_request, new_request_id
 
 if TYPE_CHECKING:
@@ -45,22 +50,59 @@ log = logging.getLogger(__name__)
 PROTOCOL = "rest"
 _MODEL = "/v2/models/{model_name}"
 _VERSIONED = "/v2/models/{model_name}/versions/{model_version}"
+_INFER_PATH = re.compile(
+    r"/v2/models/(?P<model_name>[^/]+)(?:/versions/(?P<model_version>[^/]+))?/infer"
+)
+
+
+class _RestApp(FastAPI):
+    """FastAPI, except that V2 inference requests skip its middleware stack and router.
+
+    Why: the inference endpoint already does everything those layers would (errors become
+    `{"error": ...}` answers, the request id is set, metrics and the log line are written),
+    yet passing them (error and exception middlewares, the request-id middleware, the
+    exit-stack middleware, a regex scan of the routes) cost about as much CPU as the
+    inference of a small model. The same endpoint answers, with the same path parameters;
+    every other request, and any other method on these paths, goes through FastAPI.
+    """
+
+    infer_endpoint: Callable[[Request], Awaitable[Response]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and self.infer_endpoint:
+            match = _INFER_PATH.fullmatch(scope["path"])
+            if match is not None:
+                scope["path_params"] = {k: v for k, v in match.groupdict().items() if v}
+                response = await self.infer_endpoint(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_rest_app(
-    dataplane: DataPlane, metrics: RuntimeMetrics, *, max_request_bytes: int
+    dataplane: DataPlane,
+    metrics: RuntimeMetrics,
+    *,
+    max_request_bytes: int,
+    shadow_metrics: ShadowMetrics | None = None,
 ) -> FastAPI:
-    """The HTTP application for one data plane; nothing global is touched."""
+    """The HTTP application for one data plane; nothing global is touched.
+
+    `shadow_metrics` records the copies this runtime compares as a shadow; without it they
+    are registered beside `metrics`.
+    """
     # FastAPI's own OpenTelemetry hooks look up providers on every request; Sluice's metrics
     # are Prometheus, so they stay off and cost nothing on the hot path.
-    app = FastAPI(
+    app = _RestApp(
         title="sluice-runtime",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    endpoints = _Endpoints(dataplane, metrics, max_request_bytes)
+    if shadow_metrics is None:
+        shadow_metrics = ShadowMetrics(metrics.registry, metrics.model, metrics.version)
+    endpoints = _Endpoints(dataplane, metrics, max_request_bytes, shadow_metrics)
     # Starlette tries routes in order: inference first, it is what the hot path matches.
     routes: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
         (f"{_MODEL}/infer", endpoints.infer, "POST"),
@@ -71,6 +113,7 @@ def create_rest_app(
         ("/v2", endpoints.server_metadata, "GET"),
         ("/metrics", endpoints.metrics, "GET"),
         ("/v1/models/{model_name}", endpoints.v1_model, "GET"),
+        (SHADOW_ROUTE, endpoints.shadow, "POST"),
     ]
     for prefix in (_MODEL, _VERSIONED):
         routes += [
@@ -85,16 +128,24 @@ def create_rest_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestIdMiddleware)
+    app.infer_endpoint = endpoints.infer
     return app
 
 
 class _Endpoints:
     """The route handlers, bound to one data plane and its metrics."""
 
-    def __init__(self, dataplane: DataPlane, metrics: RuntimeMetrics, limit: int) -> None:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        metrics: RuntimeMetrics,
+        limit: int,
+        shadow_metrics: ShadowMetrics,
+    ) -> None:
         self._dataplane = dataplane
         self._metrics = metrics
         self._limit = limit
+        self._shadow_metrics = shadow_metrics
 
     async def live(self, request: Request) -> Response:
         if not self._dataplane.live():
@@ -157,6 +208,26 @@ class _Endpoints:
             return Response(encode_predict(response, style), media_type=JSON), request_id
 
         return await self._observed(request, run)
+
+    async def shadow(self, request: Request) -> Response:
+        """A copy from a primary (rest/shadow_codec.py): run it here, record the comparison.
+
+        The path names the primary's model; the copy runs on the model served here (a shadow
+        may serve it under another name). Copies are not client requests: they count in the
+        sluice_shadow_* series, not in sluice_requests, and are never mirrored again.
+        """
+        fallback_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+        body = await read_body(request, self._limit)
+        header_length = request.headers.get("inference-header-content-length")
+        copy = decode_shadow_copy(body, header_length, fallback_id)
+        dataplane = self._dataplane
+
+        async def infer(infer_request: InferRequest) -> InferResponse:
+            name = dataplane.metadata.name
+            return await dataplane.infer(name, None, infer_request, mirror=False)
+
+        comparisons = await compare_copy(infer, self._shadow_metrics, copy)
+        return json_response(summary(comparisons), headers={REQUEST_ID_HEADER: copy.request.id})
 
     async def _observed(
         self, request: Request, run: Callable[[str], Awaitable[tuple[Response, str]]]
