@@ -31,15 +31,12 @@ from sluice_runtime.rest.http import (
     json_response,
     read_body,
 )
-from sluice_runtime.rest.shadow_codec import SHADOW_ROUTE, decode_shadow_copy
 from sluice_runtime.rest.v1_codec import decode_predict, encode_predict
 from sluice_runtime.rest.v2_codec import (
     decode_infer_request,
     encode_infer_response,
     model_metadata_doc,
 )
-from sluice_runtime.shadow import ShadowMetrics, compare_copy, summary
-from sluice_runtime.tensors import InferRequest, InferResponse
 from sluice_runtime.transport import REQUEST_ID_HEADER, log_request, new_request_id
 
 if TYPE_CHECKING:
@@ -80,17 +77,9 @@ class _RestApp(FastAPI):
 
 
 def create_rest_app(
-    dataplane: DataPlane,
-    metrics: RuntimeMetrics,
-    *,
-    max_request_bytes: int,
-    shadow_metrics: ShadowMetrics | None = None,
+    dataplane: DataPlane, metrics: RuntimeMetrics, *, max_request_bytes: int
 ) -> FastAPI:
-    """The HTTP application for one data plane; nothing global is touched.
-
-    `shadow_metrics` records the copies this runtime compares as a shadow; without it they
-    are registered beside `metrics`.
-    """
+    """The HTTP application for one data plane; nothing global is touched."""
     # FastAPI's own OpenTelemetry hooks look up providers on every request; Sluice's metrics
     # are Prometheus, so they stay off and cost nothing on the hot path.
     app = _RestApp(
@@ -100,9 +89,7 @@ def create_rest_app(
         openapi_url=None,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    if shadow_metrics is None:
-        shadow_metrics = ShadowMetrics(metrics.registry, metrics.model, metrics.version)
-    endpoints = _Endpoints(dataplane, metrics, max_request_bytes, shadow_metrics)
+    endpoints = _Endpoints(dataplane, metrics, max_request_bytes)
     # Starlette tries routes in order: inference first, it is what the hot path matches.
     routes: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
         (f"{_MODEL}/infer", endpoints.infer, "POST"),
@@ -113,7 +100,6 @@ def create_rest_app(
         ("/v2", endpoints.server_metadata, "GET"),
         ("/metrics", endpoints.metrics, "GET"),
         ("/v1/models/{model_name}", endpoints.v1_model, "GET"),
-        (SHADOW_ROUTE, endpoints.shadow, "POST"),
     ]
     for prefix in (_MODEL, _VERSIONED):
         routes += [
@@ -135,17 +121,10 @@ def create_rest_app(
 class _Endpoints:
     """The route handlers, bound to one data plane and its metrics."""
 
-    def __init__(
-        self,
-        dataplane: DataPlane,
-        metrics: RuntimeMetrics,
-        limit: int,
-        shadow_metrics: ShadowMetrics,
-    ) -> None:
+    def __init__(self, dataplane: DataPlane, metrics: RuntimeMetrics, limit: int) -> None:
         self._dataplane = dataplane
         self._metrics = metrics
         self._limit = limit
-        self._shadow_metrics = shadow_metrics
 
     async def live(self, request: Request) -> Response:
         if not self._dataplane.live():
@@ -208,26 +187,6 @@ class _Endpoints:
             return Response(encode_predict(response, style), media_type=JSON), request_id
 
         return await self._observed(request, run)
-
-    async def shadow(self, request: Request) -> Response:
-        """A copy from a primary (rest/shadow_codec.py): run it here, record the comparison.
-
-        The path names the primary's model; the copy runs on the model served here (a shadow
-        may serve it under another name). Copies are not client requests: they count in the
-        sluice_shadow_* series, not in sluice_requests, and are never mirrored again.
-        """
-        fallback_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
-        body = await read_body(request, self._limit)
-        header_length = request.headers.get("inference-header-content-length")
-        copy = decode_shadow_copy(body, header_length, fallback_id)
-        dataplane = self._dataplane
-
-        async def infer(infer_request: InferRequest) -> InferResponse:
-            name = dataplane.metadata.name
-            return await dataplane.infer(name, None, infer_request, mirror=False)
-
-        comparisons = await compare_copy(infer, self._shadow_metrics, copy)
-        return json_response(summary(comparisons), headers={REQUEST_ID_HEADER: copy.request.id})
 
     async def _observed(
         self, request: Request, run: Callable[[str], Awaitable[tuple[Response, str]]]
