@@ -41,6 +41,14 @@ test-runtime: install system-deps
 test-cluster: install system-deps
 	$(BIN)/pytest -q tests/cluster
 
+# A local Kubernetes control plane for people; writes .cluster/kubeconfig (tests reuse it).
+.PHONY: cluster-up cluster-down
+cluster-up: install system-deps
+	$(PY) -m tests.cluster.controlplane up
+
+cluster-down:
+	$(PY) -m tests.cluster.controlplane down
+
 test-e2e: install system-deps
 	$(BIN)/pytest -q tests/e2e
 
