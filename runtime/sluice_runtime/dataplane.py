@@ -25,6 +25,7 @@ from sluice_runtime.model import PLATFORM, OnnxModel
 from sluice_runtime.registry import fetch_model
 from sluice_runtime.registry.metrics import RegistryMetrics
 from sluice_runtime.settings import RuntimeSettings
+from sluice_runtime.shadow import ShadowTee
 from sluice_runtime.tensors import InferRequest, InferResponse, ModelMetadata, Tensor, TensorSpec
 from sluice_runtime.validation import validate
 from sluice_runtime.warmup import warm_up
@@ -48,9 +49,12 @@ class State(enum.Enum):
 class DataPlane:
     """One served model behind the Open Inference Protocol's operations."""
 
-    def __init__(self, settings: RuntimeSettings, metrics: RuntimeMetrics) -> None:
+    def __init__(
+        self, settings: RuntimeSettings, metrics: RuntimeMetrics, tee: ShadowTee | None = None
+    ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._tee = tee  # copies answered requests to the shadow (shadow.py)
         self._state = State.LOADING
         self._metadata: ModelMetadata | None = None
         self._batcher: Batcher | None = None
@@ -170,8 +174,15 @@ class DataPlane:
 
     # -- inference ---------------------------------------------------------------------------
 
-    async def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
-        """Validate, queue, run and answer one request with the outputs it asked for."""
+    async def infer(
+        self, name: str, version: str | None, request: InferRequest, *, mirror: bool = True
+    ) -> InferResponse:
+        """Validate, queue, run and answer one request with the outputs it asked for.
+
+        With a shadow configured, the answered request is offered to the tee (never awaited);
+        `mirror=False` is for requests that are themselves shadow copies.
+        """
+        started = time.perf_counter()
         self._check_served(name, version)
         if self._batcher is None or self._metadata is None:
             raise NotReady(f"model {name!r} is not ready ({self._state.value})")
@@ -182,7 +193,7 @@ class DataPlane:
             self._metrics.output.observe(value)
         specs = {spec.name: spec for spec in metadata.outputs}
         parameters = {output.name: output.parameters for output in request.outputs or ()}
-        return InferResponse(
+        response = InferResponse(
             model_name=metadata.name,
             model_version=metadata.version,
             id=request.id,
@@ -191,6 +202,9 @@ class DataPlane:
                 for name in valid.output_names
             ],
         )
+        if mirror and self._tee is not None:
+            self._tee.offer(request, response, time.perf_counter() - started)
+        return response
 
 
 def _tensor(spec: TensorSpec, data: Array, parameters: dict[str, Any] | None) -> Tensor:

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from sluice_runtime.shadow import ShadowMetrics
+
 _LATENCY_BUCKETS = (
     0.0001,
     0.00025,
@@ -108,6 +110,8 @@ class RuntimeMetrics:
             buckets=_OUTPUT_BUCKETS,
             registry=registry,
         ).labels(model, version)
+        # sluice_shadow_*: copies sent as a primary, comparisons recorded as a shadow.
+        self.shadow = ShadowMetrics(registry, model, version)
 
     def observe_request(self, protocol: str, code: str, seconds: float) -> None:
         """Count one answered request and its latency under its protocol and status code."""

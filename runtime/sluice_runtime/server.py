@@ -22,7 +22,9 @@ from sluice_runtime.dataplane import DataPlane
 from sluice_runtime.grpc import create_grpc_server, set_serving
 from sluice_runtime.metrics import RuntimeMetrics
 from sluice_runtime.rest import create_rest_app
+from sluice_runtime.rest.shadow_codec import encode_shadow_copy
 from sluice_runtime.settings import RuntimeSettings
+from sluice_runtime.shadow import Sampler, ShadowMetrics, ShadowTee
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +51,21 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=2048)
 
 
+def shadow_tee(settings: RuntimeSettings, metrics: ShadowMetrics) -> ShadowTee | None:
+    """The tee to the shadow when one is configured with a share above zero."""
+    if settings.shadow_url is None or settings.shadow_percent <= 0:
+        return None
+    log.info("shadow: copying %g%% of requests to %s", settings.shadow_percent, settings.shadow_url)
+    return ShadowTee(
+        settings.shadow_url, Sampler(settings.shadow_percent), metrics, encode_shadow_copy
+    )
+
+
 async def serve(settings: RuntimeSettings, stop: asyncio.Event) -> int:
     """Serve until `stop` is set or the model fails to load; returns the exit code."""
     metrics = RuntimeMetrics(CollectorRegistry(), settings.model_name, settings.model_version)
-    dataplane = DataPlane(settings, metrics)
+    tee = shadow_tee(settings, metrics.shadow)
+    dataplane = DataPlane(settings, metrics, tee)
     app = create_rest_app(dataplane, metrics, max_request_bytes=settings.max_request_bytes)
     address = grpc_address(settings.host, settings.grpc_port)
     try:
@@ -82,6 +95,8 @@ async def serve(settings: RuntimeSettings, stop: asyncio.Event) -> int:
         )
     )
     await grpc_server.start()
+    if tee is not None:
+        await tee.start()
     log.info(
         "listening: HTTP on %s:%d, gRPC on %s",
         settings.host,
@@ -116,5 +131,7 @@ async def serve(settings: RuntimeSettings, stop: asyncio.Event) -> int:
             grpc_server.stop(settings.drain_seconds), http_task, return_exceptions=True
         )
         await dataplane.close()
+        if tee is not None:
+            await tee.close()
         log.info("stopped")
     return code

@@ -49,6 +49,13 @@ class RuntimeSettings(BaseModel):
     def _digest_form(cls, value: str | None) -> str | None:
         return None if value is None else parse_digest(value)
 
+    @field_validator("shadow_url")
+    @classmethod
+    def _shadow_url_form(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value
+
     @field_validator("cache_dir")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

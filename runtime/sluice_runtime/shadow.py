@@ -29,6 +29,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sluice_runtime.comparison import OutputComparison, compare_outputs, top1_totals
+from sluice_runtime.errors import SluiceError
 from sluice_runtime.tensors import InferRequest, InferResponse, RequestedOutput, Tensor
 
 log = logging.getLogger(__name__)
@@ -191,8 +192,8 @@ async def compare_copy(
 ) -> list[OutputComparison]:
     """Run a copy's inputs on this (shadow) model and record how its answer compares.
 
-    The shadow is asked for exactly the outputs the primary returned. Errors from `infer`
-    propagate so the transport answers them; the caller counts them with `metrics.failed`.
+    The shadow is asked for exactly the outputs the primary returned. An error from `infer`
+    is counted under its HTTP status and propagates, so the transport answers it.
     """
     request = InferRequest(
         id=copy.request.id,
@@ -201,7 +202,11 @@ async def compare_copy(
         parameters=copy.request.parameters,
     )
     started = perf_counter()
-    response = await infer(request)
+    try:
+        response = await infer(request)
+    except SluiceError as error:
+        metrics.failed(copy.primary_version, str(error.http_status))
+        raise
     seconds = perf_counter() - started
     comparisons = compare_outputs(copy.primary_outputs, response.outputs)
     metrics.compared(copy, comparisons, seconds)

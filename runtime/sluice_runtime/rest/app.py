@@ -31,12 +31,15 @@ from sluice_runtime.rest.http import (
     json_response,
     read_body,
 )
+from sluice_runtime.rest.shadow_codec import SHADOW_ROUTE, decode_shadow_copy
 from sluice_runtime.rest.v1_codec import decode_predict, encode_predict
 from sluice_runtime.rest.v2_codec import (
     decode_infer_request,
     encode_infer_response,
     model_metadata_doc,
 )
+from sluice_runtime.shadow import compare_copy, summary
+from sluice_runtime.tensors import InferRequest, InferResponse
 from sluice_runtime.transport import REQUEST_ID_HEADER, log_request, new_request_id
 
 if TYPE_CHECKING:
@@ -100,6 +103,7 @@ def create_rest_app(
         ("/v2", endpoints.server_metadata, "GET"),
         ("/metrics", endpoints.metrics, "GET"),
         ("/v1/models/{model_name}", endpoints.v1_model, "GET"),
+        (SHADOW_ROUTE, endpoints.shadow, "POST"),
     ]
     for prefix in (_MODEL, _VERSIONED):
         routes += [
@@ -187,6 +191,26 @@ class _Endpoints:
             return Response(encode_predict(response, style), media_type=JSON), request_id
 
         return await self._observed(request, run)
+
+    async def shadow(self, request: Request) -> Response:
+        """A copy from a primary (rest/shadow_codec.py): run it here, record the comparison.
+
+        The path names the primary's model; the copy runs on the model served here (a shadow
+        may serve it under another name). Copies are not client requests: they count in the
+        sluice_shadow_* series, not in sluice_requests, and are never mirrored again.
+        """
+        fallback_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+        body = await read_body(request, self._limit)
+        header_length = request.headers.get("inference-header-content-length")
+        copy = decode_shadow_copy(body, header_length, fallback_id)
+        dataplane = self._dataplane
+
+        async def infer(infer_request: InferRequest) -> InferResponse:
+            name = dataplane.metadata.name
+            return await dataplane.infer(name, None, infer_request, mirror=False)
+
+        comparisons = await compare_copy(infer, self._metrics.shadow, copy)
+        return json_response(summary(comparisons), headers={REQUEST_ID_HEADER: copy.request.id})
 
     async def _observed(
         self, request: Request, run: Callable[[str], Awaitable[tuple[Response, str]]]

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sluice_runtime.errors import InvalidInput
 from sluice_runtime.rest.shadow_codec import decode_shadow_copy, encode_shadow_copy
+from sluice_runtime.settings import SettingsError, resolve_settings
 from sluice_runtime.shadow import (
     Sampler,
     ShadowCopy,
@@ -208,3 +209,11 @@ def test_mismatched_outputs_are_counted_by_reason() -> None:
     assert value(registry, mismatches, **labels, output="probs", reason="shape_mismatch") == 1
     assert value(registry, mismatches, **labels, output="label", reason="missing_in_shadow") == 1
     assert value(registry, "sluice_shadow_top1_rows_total", **labels, output="probs") == 0
+
+
+def test_a_shadow_url_that_is_not_http_is_refused_naming_the_flag() -> None:
+    env = {"SLUICE_MODEL_NAME": "m", "SLUICE_MODEL_VERSION": "1", "SLUICE_MODEL_URI": "file:///m"}
+    with pytest.raises(SettingsError, match=r"--shadow-url / SLUICE_SHADOW_URL: .*http://"):
+        resolve_settings({"shadow_url": "shadow:8080"}, env)
+    settings = resolve_settings({}, {**env, "SLUICE_SHADOW_URL": "http://shadow:8080"})
+    assert settings.shadow_url == "http://shadow:8080"
