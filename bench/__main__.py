@@ -1,6 +1,7 @@
-"""`python -m bench` (`make bench`): the runtime benchmark; see bench/runtime_run.py."""
+"""`python -m bench` (`make bench`): the runtime benchmark (bench/runtime_run.py), then the
+traffic benchmark (bench/traffic.py: router hop, shadow tee)."""
 
-from bench.runtime_run import main
+from bench import runtime_run, traffic
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(runtime_run.main() or traffic.main([]))
