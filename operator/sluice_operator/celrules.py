@@ -32,6 +32,12 @@ class Rule:
     field_path: str | None = None
     reason: Reason = "FieldValueInvalid"
 
+    def __post_init__(self) -> None:
+        # In a CEL string literal `\?` or `\.` is an escape of its own: a regex written with
+        # backslashes would mean one thing to the API server and another to Python.
+        if "\\" in self.cel:
+            raise ValueError(f"CEL rule {self.cel!r}: write regexes with [?] classes, not \\")
+
     @classmethod
     def pattern(cls, regex: str, message: str) -> Rule:
         """A string rule from one RE2-compatible regex, matched the same way on both sides."""

@@ -13,6 +13,7 @@ new kind of field in `spec.py` fails here instead of producing a CRD the API ser
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -125,6 +126,9 @@ def structural(node: dict[str, Any], defs: dict[str, Any], path: str = "") -> di
         out["additionalProperties"] = structural(node["additionalProperties"], defs, f"{path}.*")
     if out.get("default") == {} and not _has_defaults(out):
         del out["default"]
+    if "default" in out and out["default"] != {} and "description" in out:
+        # kubectl explain shows descriptions, not defaults.
+        out["description"] += f" Default: {json.dumps(out['default'])}."
     out.update({k: v for k, v in node.items() if k.startswith("x-kubernetes-")})
     out = dict(sorted(out.items()))
     if "type" not in out and not (

@@ -33,7 +33,7 @@ MAX_NAME_LENGTH = 52
 """Room for `<name>-<hash>` revision names and `<name>-router` inside a 63-character DNS label."""
 
 _LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-_S3_VERSION_ID = r"^s3://[^?]*\?(.*&)?versionId=[^&]+"
+_S3_VERSION_ID = "^s3://[^?]*[?](.*&)?versionId=[^&]+"
 
 Role = Literal["stable", "canary", "shadow", "draining"]
 
@@ -349,12 +349,24 @@ def _role_model(spec: InferenceServiceSpec, role: str) -> ModelSpec | None:
     return None if held is None else held.model
 
 
+def _models_differ_cel(first: str, second: str) -> str:
+    """CEL has no equality on objects: compare ModelSpec field by field (all strings)."""
+    terms = []
+    for field in ModelSpec.model_fields.values():
+        a, b = f"{first}.{field.alias}", f"{second}.{field.alias}"
+        if field.is_required():
+            terms.append(f"{a} != {b}")
+        else:
+            terms.append(f"(has({a}) ? {a} : '') != (has({b}) ? {b} : '')")
+    return " || ".join(terms)
+
+
 def _differ(role: str, other: str) -> Rule:
     """Two roles naming the same model would be one revision holding two roles at once."""
     guards = "".join(f"!has(self.{r}) || " for r in (role, other) if r != "model")
     other_path = "model" if other == "model" else f"{other}.model"
     return Rule(
-        cel=f"{guards}self.{role}.model != self.{other_path}",
+        cel=f"{guards}{_models_differ_cel(f'self.{role}.model', f'self.{other_path}')}",
         message=f"{role}.model must differ from {other_path}",
         check=lambda s: (
             _role_model(s, role) is None
@@ -480,12 +492,29 @@ class InferenceServiceStatus(SpecModel):
     )
 
 
+_NAME = Rule(
+    cel=(f"size(self) <= {MAX_NAME_LENGTH} && self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"),
+    message=(
+        f"metadata.name must be at most {MAX_NAME_LENGTH} lower-case letters, digits and '-', "
+        "starting with a letter: it names Services and <name>-<hash> revisions"
+    ),
+    check=lambda name: (
+        len(name) <= MAX_NAME_LENGTH and matches("^[a-z]([-a-z0-9]*[a-z0-9])?$", name)
+    ),
+)
+_METADATA_SCHEMA = {
+    # The API server allows a CRD to constrain only name and generateName, without descriptions.
+    "type": "object",
+    "properties": {"name": {"type": "string", "x-kubernetes-validations": [_NAME.schema()]}},
+}
+
+
 class ObjectMeta(BaseModel):
     """The metadata fields Sluice reads; the rest passes through."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    name: str | None = None
+    name: Annotated[str, Checked(_NAME)]
     namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
@@ -496,34 +525,13 @@ class ObjectMeta(BaseModel):
 class InferenceService(SpecModel):
     """A model served behind one address, with optional canary and shadow versions."""
 
-    cel_rules = (
-        Rule(
-            cel=(
-                f"size(self.metadata.name) <= {MAX_NAME_LENGTH} && "
-                "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
-            ),
-            message=(
-                f"metadata.name must be at most {MAX_NAME_LENGTH} lower-case letters, digits "
-                "and '-', starting with a letter: it names Services and <name>-<hash> revisions"
-            ),
-            check=lambda isvc: (
-                isvc.metadata.name is not None
-                and len(isvc.metadata.name) <= MAX_NAME_LENGTH
-                and matches("^[a-z]([-a-z0-9]*[a-z0-9])?$", isvc.metadata.name)
-            ),
-            field_path=".metadata.name",
-        ),
-    )
-
     api_version: Annotated[
         Literal["serving.sluice.dev/v1alpha1"], WithJsonSchema({"type": "string"})
     ] = Field(description="serving.sluice.dev/v1alpha1")
     kind: Annotated[Literal["InferenceService"], WithJsonSchema({"type": "string"})] = Field(
         description="InferenceService"
     )
-    metadata: Annotated[ObjectMeta, WithJsonSchema({"type": "object"})] = Field(
-        description="Standard object metadata."
-    )
+    metadata: Annotated[ObjectMeta, WithJsonSchema(_METADATA_SCHEMA)]
     spec: InferenceServiceSpec = Field(description="What to serve and how traffic reaches it.")
     status: InferenceServiceStatus | None = Field(
         default=None, description="Written by the operator; never set it by hand."

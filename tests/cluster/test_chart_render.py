@@ -7,8 +7,10 @@ namespaces when there is a list; bad values are refused by values.schema.json.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +27,38 @@ RELEASE = "demo"
 NAMESPACE = "sluice-system"
 
 
+@dataclass(frozen=True)
+class Helm:
+    """The built helm, told the built cluster's version (from source it assumes v1.20)."""
+
+    binary: Path
+    kube_version: str
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [str(self.binary), *args]
+        if args[0] in {"template", "lint"}:
+            argv.append(f"--kube-version={self.kube_version}")
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def render(self, *sets: str, crds: bool = False) -> list[dict[str, Any]]:
+        args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+        args += [f"--set={s}" for s in sets]
+        if crds:
+            args.append("--include-crds")
+        return [d for d in yaml.safe_load_all(self.run(*args).stdout) if d]
+
+
 @pytest.fixture(scope="module")
-def helm() -> Path:
-    return find_bin_dir() / "helm"
-
-
-def _helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(helm), *args], capture_output=True, text=True, timeout=120, check=False
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
-
-
-def _render(helm: Path, *sets: str, crds: bool = False) -> list[dict[str, Any]]:
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
-    args += [f"--set={s}" for s in sets]
-    if crds:
-        args.append("--include-crds")
-    return [d for d in yaml.safe_load_all(_helm(helm, *args).stdout) if d]
+def helm() -> Helm:
+    bin_dir = find_bin_dir()
+    out = subprocess.run(
+        [str(bin_dir / "kubectl"), "version", "--client", "-o", "json"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return Helm(bin_dir / "helm", json.loads(out)["clientVersion"]["gitVersion"])
 
 
 def _one(objects: Iterable[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -63,12 +77,12 @@ def _container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return container
 
 
-def test_lint_is_clean_in_every_mode(helm: Path) -> None:
+def test_lint_is_clean_in_every_mode(helm: Helm) -> None:
     for sets in (
         [],
         ["operator.highAvailability.enabled=true", "metrics.serviceMonitor.enabled=true"],
     ):
-        result = _helm(helm, "lint", "--strict", str(CHART), *[f"--set={s}" for s in sets])
+        result = helm.run("lint", "--strict", str(CHART), *[f"--set={s}" for s in sets])
         assert "0 chart(s) failed" in result.stdout, result.stdout
 
 
@@ -84,8 +98,8 @@ def _granted(objects: Iterable[dict[str, Any]]) -> set[tuple[str, str, str]]:
     }
 
 
-def test_default_install_is_one_standalone_operator(helm: Path) -> None:
-    objects = _render(helm)
+def test_default_install_is_one_standalone_operator(helm: Helm) -> None:
+    objects = helm.render()
     assert _kinds(objects) == [
         "ClusterRole",
         "ClusterRoleBinding",
@@ -114,15 +128,15 @@ def test_default_install_is_one_standalone_operator(helm: Path) -> None:
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
 
 
-def test_the_chart_runs_a_command_line_the_operator_accepts(helm: Path) -> None:
+def test_the_chart_runs_a_command_line_the_operator_accepts(helm: Helm) -> None:
     for sets in ([], ["operator.watchNamespaces={a,b}", "operator.highAvailability.enabled=true"]):
-        args = parse_args(_container(_render(helm, *sets))["args"])
+        args = parse_args(_container(helm.render(*sets))["args"])
         assert args.metrics_port == 9090
         assert args.health_port == 8080
 
 
-def test_high_availability_runs_peered_replicas_spread_over_nodes(helm: Path) -> None:
-    objects = _render(helm, "operator.highAvailability.enabled=true")
+def test_high_availability_runs_peered_replicas_spread_over_nodes(helm: Helm) -> None:
+    objects = helm.render("operator.highAvailability.enabled=true")
     deployment = _one(objects, "Deployment")
     assert deployment["spec"]["replicas"] == 2
     args = _container(objects)["args"]
@@ -137,8 +151,8 @@ def test_high_availability_runs_peered_replicas_spread_over_nodes(helm: Path) ->
     )
 
 
-def test_pod_and_container_are_hardened(helm: Path) -> None:
-    objects = _render(helm)
+def test_pod_and_container_are_hardened(helm: Helm) -> None:
+    objects = helm.render()
     pod = _one(objects, "Deployment")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -164,8 +178,8 @@ KOPF_RULES = {
 }
 
 
-def test_rbac_is_exactly_what_the_gateway_and_kopf_use(helm: Path) -> None:
-    objects = _render(helm)
+def test_rbac_is_exactly_what_the_gateway_and_kopf_use(helm: Helm) -> None:
+    objects = helm.render()
     for obj in objects:
         for rule in obj.get("rules", []):
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
@@ -176,9 +190,8 @@ def test_rbac_is_exactly_what_the_gateway_and_kopf_use(helm: Path) -> None:
     assert _granted(objects) == used | creates
 
 
-def test_watched_namespaces_get_role_bindings_not_a_cluster_binding(helm: Path) -> None:
-    objects = _render(
-        helm,
+def test_watched_namespaces_get_role_bindings_not_a_cluster_binding(helm: Helm) -> None:
+    objects = helm.render(
         "operator.watchNamespaces={risk,search}",
         "operator.highAvailability.enabled=true",
     )
@@ -195,9 +208,9 @@ def test_watched_namespaces_get_role_bindings_not_a_cluster_binding(helm: Path) 
     assert not {g for g in _granted(objects) if g[1] == "clusterkopfpeerings"}
 
 
-def test_service_monitor_only_when_asked(helm: Path) -> None:
-    assert not [o for o in _render(helm) if o["kind"] == "ServiceMonitor"]
-    objects = _render(helm, "metrics.serviceMonitor.enabled=true")
+def test_service_monitor_only_when_asked(helm: Helm) -> None:
+    assert not [o for o in helm.render() if o["kind"] == "ServiceMonitor"]
+    objects = helm.render("metrics.serviceMonitor.enabled=true")
     monitor = _one(objects, "ServiceMonitor")
     service = _one(objects, "Service")
     assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
@@ -206,9 +219,9 @@ def test_service_monitor_only_when_asked(helm: Path) -> None:
     )
 
 
-def test_images_can_be_pinned_by_digest(helm: Path) -> None:
+def test_images_can_be_pinned_by_digest(helm: Helm) -> None:
     digest = "sha256:" + "a" * 64
-    objects = _render(helm, f"runtime.image.digest={digest}", "operator.image.tag=1.2.3")
+    objects = helm.render(f"runtime.image.digest={digest}", "operator.image.tag=1.2.3")
     container = _container(objects)
     assert f"--runtime-image=ghcr.io/sluice-dev/sluice-runtime@{digest}" in container["args"]
     assert container["image"] == "ghcr.io/sluice-dev/sluice-operator:1.2.3"
@@ -225,14 +238,14 @@ def test_images_can_be_pinned_by_digest(helm: Path) -> None:
         ("operator.logLevel=TRACE", "logLevel"),
     ],
 )
-def test_values_schema_refuses_bad_values(helm: Path, value: str, complaint: str) -> None:
-    result = _helm(helm, "template", RELEASE, str(CHART), f"--set={value}", check=False)
+def test_values_schema_refuses_bad_values(helm: Helm, value: str, complaint: str) -> None:
+    result = helm.run("template", RELEASE, str(CHART), f"--set={value}", check=False)
     assert result.returncode != 0
     assert complaint in result.stderr
 
 
-def test_chart_ships_the_generated_crd(helm: Path) -> None:
-    objects = _render(helm, crds=True)
+def test_chart_ships_the_generated_crd(helm: Helm) -> None:
+    objects = helm.render(crds=True)
     shipped = _one(objects, "CustomResourceDefinition", "inferenceservices.serving.sluice.dev")
     assert shipped == crd.definition()
     assert _one(objects, "CustomResourceDefinition", "clusterkopfpeerings.kopf.dev")

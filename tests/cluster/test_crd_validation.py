@@ -5,6 +5,7 @@ naming the field, accepts every example (defaulting them as spec.py does), and p
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -49,6 +50,15 @@ def _apply(cluster: ControlPlane, namespace: str, manifest: dict[str, Any]) -> A
     return cluster.kubectl(
         "apply", "-n", namespace, "-f", "-", input=json.dumps(manifest), check=False
     )
+
+
+def _columns(text: str) -> list[dict[str, str]]:
+    """kubectl's table as dicts, cut at the header's column starts (cells may hold spaces)."""
+    header, *rows = text.splitlines()
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    names = header.split()
+    bounds = list(zip(starts, [*starts[1:], None], strict=True))
+    return [{n: row[a:b].strip() for n, (a, b) in zip(names, bounds, strict=True)} for row in rows]
 
 
 @pytest.mark.parametrize("case", invalid_cases(), ids=lambda c: c.name)
@@ -112,12 +122,17 @@ def test_printer_columns_show_url_readiness_and_traffic(
         "-p",
         json.dumps(status),
     )
-    table = isvc_crd.kubectl("get", "sisvc", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "URL", "READY", "STABLE", "CANARY", "SHADOW", "AGE"]
-    row = table[1].split()
-    assert row[:6] == ["fraud", status["status"]["url"], "True", "7", "(90%)", "8"]
-    assert row[6] == "(10%)"
-    assert row[7] == "<none>"
+    table = _columns(isvc_crd.kubectl("get", "sisvc", "-n", namespace).stdout)
+    assert list(table[0]) == ["NAME", "URL", "READY", "STABLE", "CANARY", "SHADOW", "AGE"]
+    assert table[0] == {
+        "NAME": "fraud",
+        "URL": status["status"]["url"],
+        "READY": "True",
+        "STABLE": "7 (90%)",
+        "CANARY": "8 (10%)",
+        "SHADOW": "",
+        "AGE": table[0]["AGE"],
+    }
     wide = isvc_crd.kubectl("get", "sisvc", "-n", namespace, "-o", "wide").stdout
     assert "REASON" in wide.splitlines()[0]
     assert "AllRevisionsReady" in wide
