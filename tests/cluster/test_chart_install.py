@@ -22,21 +22,30 @@ CHART = REPO / "charts" / "sluice"
 POD_TIMEOUT = 120.0
 
 
-@pytest.fixture
-def release(control_plane: ControlPlane, namespace: str) -> Iterator[str]:
-    """The chart installed into `namespace`, whose pods must meet the restricted profile."""
+@pytest.fixture(scope="module")
+def chart_namespace(control_plane: ControlPlane) -> Iterator[str]:
+    """One namespace for this module's release, whose pods must meet the restricted profile."""
+    name = f"chart-{secrets.token_hex(4)}"
+    control_plane.kubectl("create", "namespace", name)
     control_plane.kubectl(
-        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
+        "label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted"
     )
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def release(control_plane: ControlPlane, chart_namespace: str) -> Iterator[str]:
+    """The chart installed once for the module: HA, watching only its own namespace."""
     name = f"sluice-{secrets.token_hex(3)}"
     control_plane.helm(
-        "install", name, str(CHART), "--namespace", namespace,
-        f"--set=operator.watchNamespaces={{{namespace}}}",
+        "install", name, str(CHART), "--namespace", chart_namespace,
+        f"--set=operator.watchNamespaces={{{chart_namespace}}}",
         "--set=operator.highAvailability.enabled=true",
         "--wait=false",
     )  # fmt: skip
     yield name
-    control_plane.helm("uninstall", name, "--namespace", namespace, "--wait=false")
+    control_plane.helm("uninstall", name, "--namespace", chart_namespace, "--wait=false")
 
 
 def _can(cluster: ControlPlane, namespace: str, account: str, *request: str) -> bool:
@@ -49,18 +58,20 @@ def _can(cluster: ControlPlane, namespace: str, account: str, *request: str) -> 
 
 
 def test_chart_installs_and_its_pods_pass_restricted_pod_security(
-    control_plane: ControlPlane, namespace: str, release: str
+    control_plane: ControlPlane, chart_namespace: str, release: str
 ) -> None:
     selector = f"app.kubernetes.io/instance={release}"
 
     def pods() -> list[dict[str, object]]:
-        listed = control_plane.kubectl_json("pods", "-n", namespace, "-l", selector)
+        listed = control_plane.kubectl_json("pods", "-n", chart_namespace, "-l", selector)
         return list(listed["items"])
 
     wait_for(lambda: len(pods()) == 2, POD_TIMEOUT, "both peered operator pods admitted")
-    deployment = control_plane.kubectl_json("deployment", f"{release}-operator", "-n", namespace)
+    deployment = control_plane.kubectl_json(
+        "deployment", f"{release}-operator", "-n", chart_namespace
+    )
     assert deployment["spec"]["template"]["spec"]["containers"][0]["command"] == ["sluice-operator"]
-    peering = control_plane.kubectl_json("kopfpeering", "sluice", "-n", namespace)
+    peering = control_plane.kubectl_json("kopfpeering", "sluice", "-n", chart_namespace)
     assert peering["metadata"]["labels"]["app.kubernetes.io/instance"] == release
     control_plane.kubectl("get", "crd", "inferenceservices.serving.sluice.dev")
 
@@ -90,18 +101,18 @@ def test_chart_installs_and_its_pods_pass_restricted_pod_security(
 )
 def test_service_account_may_do_exactly_what_the_operator_does(
     control_plane: ControlPlane,
-    namespace: str,
+    chart_namespace: str,
     release: str,
     request_: tuple[str, ...],
     allowed: bool,
 ) -> None:
-    assert _can(control_plane, namespace, f"{release}-operator", *request_) is allowed
+    assert _can(control_plane, chart_namespace, f"{release}-operator", *request_) is allowed
 
 
 def test_permissions_stop_at_the_watched_namespaces(
-    control_plane: ControlPlane, namespace: str, release: str
+    control_plane: ControlPlane, chart_namespace: str, release: str
 ) -> None:
-    account = f"system:serviceaccount:{namespace}:{release}-operator"
+    account = f"system:serviceaccount:{chart_namespace}:{release}-operator"
     elsewhere = control_plane.kubectl(
         "auth", "can-i", "list", "inferenceservices.serving.sluice.dev", "-n", "default",
         f"--as={account}", check=False,
@@ -111,27 +122,31 @@ def test_permissions_stop_at_the_watched_namespaces(
 
 def test_gateway_can_create_and_change_children_as_the_operator_account(
     control_plane: ControlPlane,
-    namespace: str,
+    chart_namespace: str,
     release: str,
     kubeconfig_for_service_account: Callable[[str, str], Path],
 ) -> None:
     """The gateway's own server-side applies, under the chart's RBAC: create, change, delete."""
-    kubeconfig = kubeconfig_for_service_account(namespace, f"{release}-operator")
+    kubeconfig = kubeconfig_for_service_account(chart_namespace, f"{release}-operator")
     gateway = Gateway(config.new_client_from_config(config_file=str(kubeconfig)))
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": "probe", "namespace": namespace, "labels": {LABEL_ISVC: "probe"}},
+        "metadata": {
+            "name": "probe",
+            "namespace": chart_namespace,
+            "labels": {LABEL_ISVC: "probe"},
+        },
         "data": {"a": "1"},
     }
     gateway.apply(config_map)
     gateway.apply({**config_map, "data": {"a": "2"}})
-    live = gateway.read_children(namespace, "probe")
+    live = gateway.read_children(chart_namespace, "probe")
     assert live.objects["ConfigMap"]["probe"]["data"] == {"a": "2"}
     gateway.delete(ObjectRef.of(config_map))
     assert (
         control_plane.kubectl(
-            "get", "configmap", "probe", "-n", namespace, "--ignore-not-found", "-o", "name"
+            "get", "configmap", "probe", "-n", chart_namespace, "--ignore-not-found", "-o", "name"
         ).stdout
         == ""
     )
