@@ -8,7 +8,7 @@ EXTRAS ?= runtime,operator,dev,bench
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install system-deps lint test test-unit test-runtime test-cluster test-e2e demo bench \
-        bench-peers generate clean
+        bench-peers bench-operator generate clean
 
 # Python environment: rebuilt when pyproject.toml changes.
 install: $(INSTALLED)
@@ -63,6 +63,11 @@ bench: install system-deps bench-peers
 bench-peers: install system-deps
 	bash hack/bench-tools.sh
 	$(PY) -m bench.peers_run
+
+# The operator with 1,000 InferenceServices on a fresh local control plane with kwok nodes
+# (bench/results/operator_scale.md); several minutes, so not part of `make bench`.
+bench-operator: install system-deps
+	$(PY) -m bench.operator_scale
 
 # Committed generated code; unit tests fail when it is stale.
 generate: install

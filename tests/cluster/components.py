@@ -148,12 +148,20 @@ def controller_manager_args(bin_dir: Path, layout: Layout, ports: Ports) -> list
         f"--cluster-signing-cert-file={pki.ca_cert}",
         f"--cluster-signing-key-file={pki.ca_key}",
         f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+        # The default client limit (20 requests/s) would make Deployments of a thousand
+        # InferenceServices (bench/operator_scale.py) wait on the controllers, not on us.
+        "--kube-api-qps=200",
+        "--kube-api-burst=400",
     ]
 
 
 def scheduler_args(bin_dir: Path, layout: Layout, ports: Ports) -> list[str]:
     component = "kube-scheduler"
-    return [str(bin_dir / component), *_secure_serving(layout, component, ports.scheduler)]
+    return [
+        str(bin_dir / component),
+        *_secure_serving(layout, component, ports.scheduler),
+        "--kube-api-qps=200",  # binds thousands of pods at once in bench/operator_scale.py
+    ]
 
 
 def kwok_args(bin_dir: Path, layout: Layout) -> list[str]:

@@ -1,0 +1,156 @@
+"""bench/results/operator_scale.md from one run of bench/operator_scale.py (pure)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+READY_TARGET_S = 60.0
+RSS_TARGET_MB = 250.0
+
+
+@dataclass(frozen=True)
+class Latency:
+    """p50 and p99 of a handful of timings, in seconds."""
+
+    p50: float
+    p99: float
+    samples: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Latency:
+        if not values:
+            raise ValueError("no timings")
+        ordered = sorted(values)
+        # Nearest rank: with 30 samples p99 is the slowest one, never an interpolated guess.
+        rank = max(1, -(-99 * len(ordered) // 100))
+        return cls(statistics.median(ordered), ordered[rank - 1], len(ordered))
+
+
+@dataclass
+class ScaleRun:
+    """Everything one run measured."""
+
+    count: int
+    resync_period: float
+    create_seconds: float = 0.0
+    ready_seconds: float = 0.0
+    progress: list[tuple[float, int, float]] = field(default_factory=list)
+    idle_rss_mb: float = 0.0
+    peak_rss_mb: float = 0.0
+    bulk_requests: float = 0.0
+    bulk_writes: float = 0.0
+    bulk_cpu_seconds: float = 0.0
+    resync_seconds: float = 0.0
+    resync_passes: float = 0.0
+    resync_writes: float = 0.0
+    resync_requests: float = 0.0
+    written: dict[str, float] = field(default_factory=dict)
+    children_per_isvc: int = 0
+    children_latency: Latency | None = None
+    ready_latency: Latency | None = None
+    errors: float = 0.0
+
+
+def _verdict(met: bool) -> str:
+    return "yes" if met else "**no**"
+
+
+def targets(run: ScaleRun) -> list[str]:
+    lines = ["| target | measured | met |", "| --- | --- | --- |"]
+    lines.append(
+        f"| all {run.count} Ready < {READY_TARGET_S:.0f} s after the last create "
+        f"| {run.ready_seconds:.1f} s | {_verdict(run.ready_seconds < READY_TARGET_S)} |"
+    )
+    lines.append(
+        f"| operator peak RSS < {RSS_TARGET_MB:.0f} MB | {run.peak_rss_mb:.0f} MiB (VmHWM) "
+        f"| {_verdict(run.peak_rss_mb < RSS_TARGET_MB)} |"
+    )
+    lines.append(
+        f"| zero writes on a no-op resync | {run.resync_writes:.0f} writes in "
+        f"{run.resync_passes:.0f} reconciliations | {_verdict(run.resync_writes == 0)} |"
+    )
+    return lines
+
+
+def progress_table(run: ScaleRun, every: float = 5.0) -> list[str]:
+    """Ready count and RSS about every `every` seconds after the last create."""
+    lines = ["| seconds after last create | Ready | operator RSS MiB |", "| ---: | ---: | ---: |"]
+    next_at = 0.0
+    for index, (t, ready, rss) in enumerate(run.progress):
+        if t >= next_at or index == len(run.progress) - 1:
+            lines.append(f"| {t:.1f} | {ready} | {rss:.0f} |")
+            next_at = t + every
+    return lines
+
+
+def render(run: ScaleRun) -> str:
+    per = max(run.count, 1)
+    lines = [
+        f"# The operator with {run.count:,} InferenceServices",
+        "",
+        f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.operator_scale` "
+        "(`make bench-operator`).",
+        "",
+        "## Targets (issue 7)",
+        "",
+        *targets(run),
+        "",
+        "## Setup",
+        "",
+        "- A fresh control plane from tests/cluster (etcd, kube-apiserver, "
+        "kube-controller-manager, kube-scheduler, kwok) on 127.0.0.1, plus roomy kwok nodes; "
+        "kwok marks pods Running and Ready as soon as they are scheduled. The chart is "
+        "installed with helm and the operator runs as a local process with a token of the "
+        "chart's ServiceAccount (its RBAC exactly), "
+        f"`--log-level=INFO`, `--resync-seconds={run.resync_period:.0f}`.",
+        f"- {run.count} InferenceServices, 70% plain, 15% canary (stable + canary revisions and "
+        "the router), 15% shadow, created by 8 client threads as fast as the API server takes "
+        f"them ({run.create_seconds:.1f} s for all).",
+        "- API requests: an API Priority and Fairness FlowSchema matches only the operator's "
+        "ServiceAccount; the API server's `apiserver_flowcontrol_dispatched_requests_total` for it "
+        "counts every request the operator made (kopf's watches and patches included). Writes: "
+        "the operator's own `sluice_operator_objects_written_total` (applies, relabels, deletes, "
+        "status, events). RSS from /proc: VmHWM is the peak.",
+        "",
+        "## Figures",
+        "",
+        "| figure | value |",
+        "| --- | ---: |",
+        f"| all Ready after the last create | {run.ready_seconds:.1f} s |",
+        f"| operator RSS idle / peak (VmHWM) | {run.idle_rss_mb:.0f} / {run.peak_rss_mb:.0f} MiB |",
+        f"| API requests, create to all Ready | {run.bulk_requests:,.0f} "
+        f"({run.bulk_requests / per:.1f} per InferenceService) |",
+        f"| objects written, create to all Ready | {run.bulk_writes:,.0f} "
+        f"({run.bulk_writes / per:.1f} per InferenceService) |",
+        f"| operator CPU, create to all Ready | {run.bulk_cpu_seconds:.1f} s |",
+        f"| no-op resync: reconciliations / writes / API requests | {run.resync_passes:,.0f} / "
+        f"{run.resync_writes:.0f} / {run.resync_requests:,.0f} in {run.resync_seconds:.1f} s |",
+        f"| reconcile errors | {run.errors:.0f} |",
+    ]
+    if run.children_latency and run.ready_latency:
+        c, r = run.children_latency, run.ready_latency
+        lines += [
+            f"| single InferenceService: apply -> all {run.children_per_isvc} children, "
+            f"p50 / p99 ({c.samples} runs) | {1e3 * c.p50:.0f} / {1e3 * c.p99:.0f} ms |",
+            f"| single InferenceService: apply -> Ready, p50 / p99 | "
+            f"{1e3 * r.p50:.0f} / {1e3 * r.p99:.0f} ms |",
+        ]
+    lines += ["", "## Ready over time", "", *progress_table(run), ""]
+    if run.written:
+        lines += [
+            "## Writes by kind and action (whole run)",
+            "",
+            "| metric | count |",
+            "| --- | ---: |",
+        ]
+        lines += [f"| `{k}` | {v:,.0f} |" for k, v in sorted(run.written.items())] + [""]
+    return "\n".join(lines)
+
+
+def write_page(out: Path, run: ScaleRun) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(run))
