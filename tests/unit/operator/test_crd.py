@@ -11,8 +11,9 @@ import yaml
 from sluice_operator import crd
 from sluice_operator.spec import parse
 
-from tests.data.isvc_cases import EXAMPLES, ROOT, load
+from tests.data.isvc_cases import EXAMPLES, ROOT, invalid_cases, load
 
+_RULES = "x-kubernetes-validations"
 _TYPES = {"object", "array", "string", "integer", "number", "boolean"}
 
 
@@ -102,6 +103,14 @@ def test_cel_rules_carry_messages_and_reasons() -> None:
         ".canary.model",
         ".shadow.model",
     }
+
+
+def test_every_cel_rule_has_an_invalid_case_both_tiers_apply() -> None:
+    """Each rule is exercised against the API server (cluster tier) and Python (unit tier)."""
+    rules = {r["message"] for _, n in _nodes(_schema()) for r in n.get(_RULES, [])}
+    messages = [case.message for case in invalid_cases() if case.message]
+    untested = sorted(rule for rule in rules if not any(m in rule for m in messages))
+    assert untested == []
 
 
 def test_names_status_and_printer_columns() -> None:
