@@ -217,3 +217,17 @@ def test_a_shadow_url_that_is_not_http_is_refused_naming_the_flag() -> None:
         resolve_settings({"shadow_url": "shadow:8080"}, env)
     settings = resolve_settings({}, {**env, "SLUICE_SHADOW_URL": "http://shadow:8080"})
     assert settings.shadow_url == "http://shadow:8080"
+
+
+def test_a_copy_the_shadow_cannot_run_is_counted_by_status_and_raised() -> None:
+    registry = CollectorRegistry()
+    metrics = ShadowMetrics(registry, "fraud", "9")
+
+    async def refuse(request: InferRequest) -> InferResponse:
+        raise InvalidInput("input 'input': expected FP32, got INT64")
+
+    with pytest.raises(InvalidInput):
+        asyncio.run(compare_copy(refuse, metrics, sample_copy()))
+    labels = {"model": "fraud", "version": "9", "primary_version": "7"}
+    assert value(registry, "sluice_shadow_requests_total", **labels, result="400") == 1
+    assert value(registry, "sluice_shadow_requests_total", **labels, result="compared") == 0
