@@ -8,6 +8,7 @@ namespaces when there is a list; bad values are refused by values.schema.json.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sluice_operator import crd
+from sluice_operator import __version__, crd
 from sluice_operator.cli import parse_args
 from sluice_operator.gateway import RBAC_RULES
 
@@ -249,3 +250,17 @@ def test_chart_ships_the_generated_crd(helm: Helm) -> None:
     shipped = _one(objects, "CustomResourceDefinition", "inferenceservices.serving.sluice.dev")
     assert shipped == crd.definition()
     assert _one(objects, "CustomResourceDefinition", "clusterkopfpeerings.kopf.dev")
+
+
+def test_chart_image_and_package_agree() -> None:
+    """The chart's default images are the package's version; the pod runs as the image's user."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == __version__
+    dockerfile = (REPO / "Dockerfile.operator").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["operator"]["image"]["tag"] == ""
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    user = re.search(r"^USER (\d+):(\d+)$", dockerfile, re.MULTILINE)
+    assert user is not None
+    assert f"runAsUser: {user.group(1)}" in template
+    assert f"runAsGroup: {user.group(2)}" in template
