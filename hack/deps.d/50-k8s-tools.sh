@@ -32,6 +32,7 @@ fi
 complete() {
   local b
   for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || return 1; done
+  [ -f "$bin/kwok-stages.yaml" ]
 }
 
 # kwok ships no default stages in its binary: take its "fast" set (node/fast,
@@ -53,7 +54,7 @@ if ! command -v openssl >/dev/null; then
   apt-get update -q && apt-get install -y -q openssl
 fi
 
-if complete && [ -f "$bin/kwok-stages.yaml" ]; then
+if complete; then
   echo "k8s tools: cached in $bin"
   exit 0
 fi
@@ -68,7 +69,6 @@ exec 9>"$cache/$key/lock"
 flock 9
 export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
 if complete; then
-  [ -f "$bin/kwok-stages.yaml" ] || kwok_stages "$bin/kwok-stages.yaml"
   echo "k8s tools: cached in $bin"
   exit 0
 fi
