@@ -16,6 +16,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -66,7 +67,9 @@ class ControlPlane:
     state_dir: Path
     bin_dir: Path
     server: str
-    _children: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+    children: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+    """Handles of the processes this object started (none when attached): holding them lets
+    Python reap them quietly once `stop` has ended them."""
 
     @property
     def kubeconfig(self) -> Path:
@@ -240,7 +243,7 @@ class _Launcher:
 
     def launch(self, name: str, argv: Sequence[str]) -> processes.Process:
         process, child = processes.spawn(name, argv, self.layout.logs / f"{name}.log")
-        self.control_plane._children.append(child)
+        self.control_plane.children.append(child)
         self.started.append(process)
         processes.save(self.started, self.layout.processes)
         return process
@@ -312,15 +315,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop(state_dir)
         print(f"control plane stopped; {state_dir} removed")
         return 0
-    bin_dir = find_bin_dir()
+    try:
+        bin_dir = find_bin_dir()
+    except FileNotFoundError as error:
+        print(error, file=sys.stderr)
+        return 1
     running = attach(state_dir, bin_dir)
     if running is None:
         stop(state_dir)  # whatever a dead one left behind
         began = time.monotonic()
         try:
             running = start(state_dir, bin_dir)
-        except (RuntimeError, TimeoutError, CommandError) as error:
-            print(f"control plane failed to start: {error}\nlogs: {Layout(state_dir).logs}")
+        except (OSError, RuntimeError) as error:  # TimeoutError and CommandError among them
+            print(f"control plane failed to start: {error}", file=sys.stderr)
+            print(f"logs: {Layout(state_dir).logs}", file=sys.stderr)
             return 1
         print(f"control plane ready in {time.monotonic() - began:.1f}s at {running.server}")
     else:
