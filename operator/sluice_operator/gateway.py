@@ -45,6 +45,9 @@ RETRIED_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0)
 REQUEST_TIMEOUT_SECONDS = 30
 ISVC_API_VERSION = f"{spec.API_GROUP}/{spec.API_VERSION}"
+CONNECTIONS = 32
+"""Kept-alive connections to the API server: one per reconcile thread (handlers.py), where
+the client's default (five per core) would make threads wait for a connection."""
 
 RBAC_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # (apiGroup, resource, verbs) this module uses; kopf adds its own watches and patches.
@@ -66,7 +69,9 @@ def load_api_client() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = CONNECTIONS
+    return client.ApiClient(configuration)
 
 
 def collection_path(api_version: str, kind: str, namespace: str) -> str:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -27,6 +28,11 @@ from sluice_operator.reconcile import Reconciler
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
 RETRY_SECONDS = 1.0
+RECONCILE_THREADS = 32
+"""Reconciliations that may run at once. A pass mostly waits on the API server (a handful of
+requests), so asyncio's default pool (cores + 4 threads: 6 on two cores) left a thousand
+InferenceServices queued behind six round trips (bench/operator_scale.py). The gateway's
+connection pool has as many connections (gateway.CONNECTIONS)."""
 MAX_BACKOFF_SECONDS = 60.0
 
 
@@ -70,6 +76,7 @@ def build_registry(
     """A registry holding the loop and the watches (nothing registers at import time)."""
     registry = kopf.OperatorRegistry()
     resource = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
+    executor = ThreadPoolExecutor(RECONCILE_THREADS, thread_name_prefix="reconcile")
 
     @kopf.daemon(*resource, id="reconcile", cancellation_timeout=10.0, registry=registry)
     async def reconcile_loop(
@@ -77,12 +84,13 @@ def build_registry(
     ) -> None:
         key = (namespace or "", name)
         wake = wakeups.register(key)
+        loop = asyncio.get_running_loop()
         failures = 0
         try:
             while not stopped:
                 wake.clear()
                 try:
-                    outcome = await asyncio.to_thread(reconciler.reconcile, *key)
+                    outcome = await loop.run_in_executor(executor, reconciler.reconcile, *key)
                     failures = 0
                     delay = resync_seconds if outcome.settled else RETRY_SECONDS
                 except Exception:
