@@ -13,7 +13,6 @@ never applies); the only thing kopf adds is the finalizer that lets it stop the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -65,9 +64,17 @@ class Wakeups:
         return changed
 
 
-async def _sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wake.wait(), timeout=seconds)
+async def _sleep_or_wake(wake: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:
+    """Until a poke, kopf's stop signal (deletion, peering pause, exit), or `seconds`."""
+    waiters = {
+        asyncio.ensure_future(wake.wait()),
+        asyncio.ensure_future(stopped.wait()),
+    }
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def build_registry(
@@ -78,7 +85,19 @@ def build_registry(
     resource = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
     executor = ThreadPoolExecutor(RECONCILE_THREADS, thread_name_prefix="reconcile")
 
-    @kopf.daemon(*resource, id="reconcile", cancellation_timeout=10.0, registry=registry)
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A hand-made registry has none of kopf's default logins: the in-cluster service
+        # account, else KUBECONFIG, read through the kubernetes client as the gateway does.
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.daemon(
+        *resource,
+        id="reconcile",
+        cancellation_backoff=10.0,
+        cancellation_timeout=10.0,
+        registry=registry,
+    )
     async def reconcile_loop(
         namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any
     ) -> None:
@@ -97,7 +116,7 @@ def build_registry(
                     failures += 1
                     delay = min(RETRY_SECONDS * 2**failures, MAX_BACKOFF_SECONDS)
                     log.exception("%s/%s: reconciliation failed; again in %.0fs", *key, delay)
-                await _sleep_or_wake(wake, delay)
+                await _sleep_or_wake(wake, stopped, delay)
         finally:
             wakeups.unregister(key)
 
