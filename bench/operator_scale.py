@@ -203,6 +203,13 @@ class Watcher:
                 if self._stop.is_set():
                     stream.stop()
 
+    def ready_count(self, prefix: str) -> int:
+        """InferenceServices named `prefix...` that have been seen Ready."""
+        with self._changed:
+            return sum(
+                self.READY in seen for name, seen in self._seen.items() if name.startswith(prefix)
+            )
+
     def wait(
         self, isvc: str, done: Callable[[dict[str, float]], bool], timeout: float
     ) -> dict[str, float]:
@@ -246,10 +253,6 @@ class Rig:
 
     def create(self, body: dict[str, Any]) -> None:
         self.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
-
-    def ready_count(self, prefix: str) -> int:
-        listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
-        return sum(is_ready(i) for i in listed["items"] if i["metadata"]["name"].startswith(prefix))
 
 
 def _nodes_ready(cluster: ControlPlane, names: set[str]) -> bool:
@@ -320,7 +323,7 @@ def rig(workdir: Path, resync_seconds: float) -> Iterator[Rig]:
         controlplane.stop(state)
 
 
-def bulk(rig: Rig, count: int, run: ScaleRun) -> None:
+def bulk(rig: Rig, watcher: Watcher, count: int, run: ScaleRun) -> None:
     """Create `count` InferenceServices at once and time them all to Ready."""
     bodies = [manifest(f"bench-{i:04d}", mix(i)) for i in range(count)]
     requests0, writes0, cpu0 = rig.requests(), rig.operator.writes(), cpu_seconds(rig.pid)
@@ -331,7 +334,7 @@ def bulk(rig: Rig, count: int, run: ScaleRun) -> None:
     run.create_seconds = applied - began
     deadline = applied + READY_TIMEOUT
     while True:
-        ready = rig.ready_count("bench-")
+        ready = watcher.ready_count("bench-")
         rss, _ = rss_mb(rig.pid)
         now = time.monotonic()
         run.progress.append((now - applied, ready, rss))
@@ -397,22 +400,21 @@ def _children_at_least(count: int) -> Callable[[dict[str, float]], bool]:
     return lambda seen: len(seen) - (Watcher.READY in seen) >= count
 
 
-def latency(rig: Rig, samples: int, run: ScaleRun) -> None:
+def latency(rig: Rig, watcher: Watcher, samples: int, run: ScaleRun) -> None:
     """apply -> all children seen -> Ready for single plain InferenceServices, one at a time."""
     children, readies = [], []
-    with Watcher(rig.api).running() as watcher:
-        expected = 0
-        for index in range(samples):
-            name = f"single-{index:03d}"
-            began = time.monotonic()
-            rig.create(manifest(name, "plain"))
-            seen = watcher.wait(name, _ready, 120)
-            if index == 0:
-                expected = len(seen) - 1  # what a plain InferenceService has once Ready
-            seen = watcher.wait(name, _children_at_least(expected), 120)
-            last_child = max(t for what, t in seen.items() if what != Watcher.READY)
-            children.append(last_child - began)
-            readies.append(seen[Watcher.READY] - began)
+    expected = 0
+    for index in range(samples):
+        name = f"single-{index:03d}"
+        began = time.monotonic()
+        rig.create(manifest(name, "plain"))
+        seen = watcher.wait(name, _ready, 120)
+        if index == 0:
+            expected = len(seen) - 1  # what a plain InferenceService has once Ready
+        seen = watcher.wait(name, _children_at_least(expected), 120)
+        last_child = max(t for what, t in seen.items() if what != Watcher.READY)
+        children.append(last_child - began)
+        readies.append(seen[Watcher.READY] - began)
     run.children_per_isvc = expected
     run.children_latency = Latency.of(children)
     run.ready_latency = Latency.of(readies)
@@ -430,14 +432,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = ScaleRun(count=args.count, resync_period=args.resync_seconds)
     workdir = Path(tempfile.mkdtemp(prefix="sluice-scale-"))
     try:
-        with rig(workdir, args.resync_seconds) as bench:
+        with rig(workdir, args.resync_seconds) as bench, Watcher(bench.api).running() as seen:
             run.idle_rss_mb = rss_mb(bench.pid)[0]
             print(f"creating {args.count} InferenceServices", file=sys.stderr)
-            bulk(bench, args.count, run)
+            bulk(bench, seen, args.count, run)
             print("waiting for a full resync", file=sys.stderr)
             resync(bench, args.count, args.resync_seconds, run)
             print(f"timing {args.samples} single InferenceServices", file=sys.stderr)
-            latency(bench, args.samples, run)
+            latency(bench, seen, args.samples, run)
             run.peak_rss_mb = rss_mb(bench.pid)[1]
             run.errors = bench.operator.total("sluice_operator_reconcile_errors_total")
     finally:
