@@ -51,6 +51,10 @@ class Wakeups:
         self._events.pop(key, None)
         self._generations.pop(key, None)
 
+    def forget(self, key: Key) -> None:
+        """The object is gone: drop the generation remembered for it."""
+        self._generations.pop(key, None)
+
     def poke(self, key: Key) -> None:
         """Wake the loop of `key`, if one runs (a loop about to start runs a pass anyway)."""
         event = self._events.get(key)
@@ -121,9 +125,13 @@ def build_registry(
             wakeups.unregister(key)
 
     @kopf.on.event(*resource, registry=registry)
-    async def spec_event(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> None:
+    async def spec_event(
+        type: str | None, namespace: str | None, name: str, meta: kopf.Meta, **_: Any
+    ) -> None:
         key = (namespace or "", name)
-        if wakeups.spec_changed(key, meta.get("generation")):
+        if type == "DELETED":
+            wakeups.forget(key)
+        elif wakeups.spec_changed(key, meta.get("generation")):
             wakeups.poke(key)
 
     @kopf.on.event(

@@ -87,3 +87,11 @@ def test_only_generation_changes_count_as_spec_changes() -> None:
     assert wakeups.spec_changed(key, 2)
     wakeups.unregister(key)
     assert wakeups.spec_changed(key, 2)
+
+
+def test_a_deleted_object_is_forgotten() -> None:
+    wakeups = Wakeups()
+    key = ("ns", "gone")
+    assert wakeups.spec_changed(key, 3)
+    wakeups.forget(key)
+    assert wakeups.spec_changed(key, 3)
