@@ -50,7 +50,7 @@ FLOW_SCHEMA = "sluice-bench-operator"
 PRIORITY_LEVEL = "workload-low"  # where ServiceAccounts land by default ("service-accounts")
 BENCH_NODES = 8
 RESYNC_SECONDS = 30.0
-READY_TIMEOUT = 600.0
+READY_TIMEOUT = 300.0
 LABEL_ISVC = "sluice.dev/isvc"
 
 
@@ -323,8 +323,9 @@ def rig(workdir: Path, resync_seconds: float) -> Iterator[Rig]:
         controlplane.stop(state)
 
 
-def bulk(rig: Rig, watcher: Watcher, count: int, run: ScaleRun) -> None:
-    """Create `count` InferenceServices at once and time them all to Ready."""
+def bulk(rig: Rig, watcher: Watcher, count: int, timeout: float, run: ScaleRun) -> None:
+    """Create `count` InferenceServices at once and time them all to Ready (or give up after
+    `timeout` seconds, recording how many were Ready, and go on to the other phases)."""
     bodies = [manifest(f"bench-{i:04d}", mix(i)) for i in range(count)]
     requests0, writes0, cpu0 = rig.requests(), rig.operator.writes(), cpu_seconds(rig.pid)
     began = time.monotonic()
@@ -332,7 +333,7 @@ def bulk(rig: Rig, watcher: Watcher, count: int, run: ScaleRun) -> None:
         list(pool.map(rig.create, bodies))
     applied = time.monotonic()
     run.create_seconds = applied - began
-    deadline = applied + READY_TIMEOUT
+    deadline = applied + timeout
     while True:
         ready = watcher.ready_count("bench-")
         rss, _ = rss_mb(rig.pid)
@@ -342,13 +343,11 @@ def bulk(rig: Rig, watcher: Watcher, count: int, run: ScaleRun) -> None:
             f"  +{now - applied:6.1f}s  ready {ready:5d}/{count}  operator RSS {rss:6.1f} MiB",
             file=sys.stderr,
         )
-        if ready == count:
+        if ready == count or now > deadline:
             break
-        if now > deadline:
-            late = f"only {ready}/{count} Ready {READY_TIMEOUT:.0f}s after the last create"
-            raise TimeoutError(f"{late}:\n{rig.operator.log()}")
         time.sleep(1.0)
     run.ready_seconds = now - applied
+    run.ready_count = ready
     run.bulk_requests = rig.requests() - requests0
     run.bulk_writes = rig.operator.writes() - writes0
     run.bulk_cpu_seconds = cpu_seconds(rig.pid) - cpu0
@@ -425,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=30, help="single-InferenceService runs")
     parser.add_argument("--resync-seconds", type=float, default=RESYNC_SECONDS)
+    parser.add_argument("--ready-timeout", type=float, default=READY_TIMEOUT)
     parser.add_argument(
         "--out", type=Path, default=REPO / "bench" / "results" / "operator_scale.md"
     )
@@ -435,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with rig(workdir, args.resync_seconds) as bench, Watcher(bench.api).running() as seen:
             run.idle_rss_mb = rss_mb(bench.pid)[0]
             print(f"creating {args.count} InferenceServices", file=sys.stderr)
-            bulk(bench, seen, args.count, run)
+            bulk(bench, seen, args.count, args.ready_timeout, run)
             print("waiting for a full resync", file=sys.stderr)
             resync(bench, args.count, args.resync_seconds, run)
             print(f"timing {args.samples} single InferenceServices", file=sys.stderr)

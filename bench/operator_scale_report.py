@@ -38,6 +38,7 @@ class ScaleRun:
     resync_period: float
     create_seconds: float = 0.0
     ready_seconds: float = 0.0
+    ready_count: int = 0
     progress: list[tuple[float, int, float]] = field(default_factory=list)
     idle_rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
@@ -61,9 +62,10 @@ def _verdict(met: bool) -> str:
 
 def targets(run: ScaleRun) -> list[str]:
     lines = ["| target | measured | met |", "| --- | --- | --- |"]
+    all_ready = run.ready_count == run.count
     lines.append(
         f"| all {run.count} Ready < {READY_TARGET_S:.0f} s after the last create "
-        f"| {run.ready_seconds:.1f} s | {_verdict(run.ready_seconds < READY_TARGET_S)} |"
+        f"| {_ready_text(run)} | {_verdict(all_ready and run.ready_seconds < READY_TARGET_S)} |"
     )
     lines.append(
         f"| operator peak RSS < {RSS_TARGET_MB:.0f} MB | {run.peak_rss_mb:.0f} MiB (VmHWM) "
@@ -74,6 +76,12 @@ def targets(run: ScaleRun) -> list[str]:
         f"{run.resync_passes:.0f} reconciliations | {_verdict(run.resync_writes == 0)} |"
     )
     return lines
+
+
+def _ready_text(run: ScaleRun) -> str:
+    if run.ready_count == run.count:
+        return f"{run.ready_seconds:.1f} s"
+    return f"only {run.ready_count} of {run.count} after {run.ready_seconds:.0f} s"
 
 
 def progress_table(run: ScaleRun, every: float = 5.0) -> list[str]:
@@ -120,13 +128,13 @@ def render(run: ScaleRun) -> str:
         "",
         "| figure | value |",
         "| --- | ---: |",
-        f"| all Ready after the last create | {run.ready_seconds:.1f} s |",
+        f"| all Ready after the last create | {_ready_text(run)} |",
         f"| operator RSS idle / peak (VmHWM) | {run.idle_rss_mb:.0f} / {run.peak_rss_mb:.0f} MiB |",
-        f"| API requests, create to all Ready | {run.bulk_requests:,.0f} "
+        f"| API requests, create to the end of that wait | {run.bulk_requests:,.0f} "
         f"({run.bulk_requests / per:.1f} per InferenceService) |",
-        f"| objects written, create to all Ready | {run.bulk_writes:,.0f} "
+        f"| objects written, same window | {run.bulk_writes:,.0f} "
         f"({run.bulk_writes / per:.1f} per InferenceService) |",
-        f"| operator CPU, create to all Ready | {run.bulk_cpu_seconds:.1f} s |",
+        f"| operator CPU, same window | {run.bulk_cpu_seconds:.1f} s |",
         f"| no-op resync: reconciliations / writes / API requests | {run.resync_passes:,.0f} / "
         f"{run.resync_writes:.0f} / {run.resync_requests:,.0f} in {run.resync_seconds:.1f} s |",
         f"| reconcile errors | {run.errors:.0f} |",
