@@ -110,13 +110,14 @@ class Operator:
         processes.wait_for(lambda: not processes.is_alive(process), 30, "operator killed")
 
 
-def install_chart(cluster: ControlPlane, namespace: str) -> str:
-    """The chart in `namespace`, watching only it; returns the release name."""
+def install_chart(cluster: ControlPlane, namespace: str, *values: str) -> str:
+    """The chart in `namespace`, watching only it (plus `--set` values); returns the release."""
     release = f"sluice-{secrets.token_hex(3)}"
     cluster.helm(
         "install", release, str(CHART), "--namespace", namespace,
         f"--set=operator.watchNamespaces={{{namespace}}}",
         "--set=metrics.service.enabled=false",
+        *(f"--set={value}" for value in values),
         "--wait=false",
     )  # fmt: skip
     cluster.kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
@@ -124,16 +125,21 @@ def install_chart(cluster: ControlPlane, namespace: str) -> str:
 
 
 def start_operator(
-    kubeconfig: Path, namespace: str, log: Path, resync_seconds: float = 300.0
+    kubeconfig: Path,
+    namespace: str,
+    log: Path,
+    resync_seconds: float = 300.0,
+    peering: tuple[str, ...] = ("--standalone",),
 ) -> Operator:
-    """`sluice-operator --namespace NS --standalone` as the chart's ServiceAccount."""
+    """`sluice-operator --namespace NS --standalone` (or `peering` flags) as the chart's
+    ServiceAccount."""
     metrics_port, health_port = free_port(), free_port()
     argv = [
         "env",
         f"KUBECONFIG={kubeconfig}",
         str(Path(sys.executable).with_name("sluice-operator")),
         f"--namespace={namespace}",
-        "--standalone",
+        *peering,
         f"--metrics-port={metrics_port}",
         f"--health-port={health_port}",
         f"--resync-seconds={resync_seconds}",
