@@ -39,6 +39,8 @@ class ScaleRun:
     create_seconds: float = 0.0
     ready_seconds: float = 0.0
     ready_count: int = 0
+    all_ready_seconds: float = 0.0
+    final_ready: int = 0
     progress: list[tuple[float, int, float]] = field(default_factory=list)
     idle_rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
@@ -81,7 +83,10 @@ def targets(run: ScaleRun) -> list[str]:
 def _ready_text(run: ScaleRun) -> str:
     if run.ready_count == run.count:
         return f"{run.ready_seconds:.1f} s"
-    return f"only {run.ready_count} of {run.count} after {run.ready_seconds:.0f} s"
+    return (
+        f"only {run.ready_count} of {run.count} after {run.ready_seconds:.0f} s "
+        f"({run.final_ready} after {run.all_ready_seconds:.0f} s)"
+    )
 
 
 def progress_table(run: ScaleRun, every: float = 5.0) -> list[str]:
