@@ -7,6 +7,7 @@ The targets are the ones issue 7 sets, checked on the benchmark MLP against the 
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -70,7 +71,9 @@ class Row:
     @property
     def client_headroom(self) -> float:
         """How many times faster the client is than the server (CPU per request ratio)."""
-        return self.server_cpu_ms / self.client_cpu_ms if self.client_cpu_ms > 0 else float("inf")
+        if math.isnan(self.client_cpu_ms) or self.client_cpu_ms <= 0:
+            return math.nan
+        return self.server_cpu_ms / self.client_cpu_ms
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self.point), **{k: v for k, v in asdict(self).items() if k != "point"}}
@@ -82,15 +85,18 @@ def summarize(point: Point, samples: Sequence[Sample]) -> Row:
         raise ValueError(f"no samples for {point}")
 
     def median(values: Iterable[float]) -> float:
-        return float(statistics.median(values))
+        found = list(values)
+        return float(statistics.median(found)) if found else math.nan
+
+    answered = [s for s in samples if s.requests > 0]  # a stalled window has no per-request cost
 
     return Row(
         point=point,
         rps=median(s.requests / s.seconds for s in samples),
         p50_ms=median(s.p50_ms for s in samples),
         p99_ms=median(s.p99_ms for s in samples),
-        server_cpu_ms=median(1e3 * s.server_cpu_s / max(s.requests, 1) for s in samples),
-        client_cpu_ms=median(1e3 * s.client_cpu_s / max(s.requests, 1) for s in samples),
+        server_cpu_ms=median(1e3 * s.server_cpu_s / s.requests for s in answered),
+        client_cpu_ms=median(1e3 * s.client_cpu_s / s.requests for s in answered),
         errors=sum(s.errors for s in samples),
         repeats=len(samples),
     )
@@ -116,7 +122,11 @@ Pair = tuple[str, float | None, float | None]
 
 
 def _field(row: Row | None, name: str) -> float | None:
-    return None if row is None else float(getattr(row, name))
+    """A row's figure; None when the row is missing or its server answered nothing."""
+    if row is None or row.rps == 0:
+        return None
+    value = float(getattr(row, name))
+    return None if math.isnan(value) else value
 
 
 def _ratio_check(
@@ -202,6 +212,12 @@ def rows_table(rows: Rows, model: str) -> list[str]:
     ]
     for point in sorted(p for p in rows if p.model == model):
         row = rows[point]
+        if row.rps == 0:
+            lines.append(
+                f"| {point.protocol} | {point.concurrency} | {point.server} | 0 "
+                f"| stalled: no answer within a window | | | | {row.errors} |"
+            )
+            continue
         lines.append(
             f"| {point.protocol} | {point.concurrency} | {point.server} | {_fmt(row.rps, 0)} "
             f"| {_fmt(row.p50_ms, 3)} | {_fmt(row.p99_ms, 3)} | {_fmt(row.server_cpu_ms, 3)} "

@@ -105,3 +105,13 @@ def test_rows_table_has_one_line_per_point() -> None:
     lines = rows_table(rows, "mlp")
     assert len(lines) == 2 + 3
     assert lines[2].startswith("| grpc | 1 | kserve | 900 |")
+
+
+def test_a_server_that_answered_nothing_gives_no_ratio() -> None:
+    stalled = summarize(Point("mlp", "grpc", 64, KSERVE), [sample(0, cpu=0.3), sample(0, cpu=0.2)])
+    assert stalled.rps == 0.0
+    assert stalled.server_cpu_ms != stalled.server_cpu_ms  # NaN: no per-request cost to show
+    rows = _rows(row(SLUICE, 3000, 0.2, c=64), stalled)
+    assert ratio_table(rows, "mlp")[2] == "| grpc | 64 | - | - | - | - | - | - |"
+    assert "stalled" in rows_table(rows, "mlp")[2]
+    assert not [c for c in checks(rows, (64,)) if "KServe" in c.target and "CPU" in c.target]
