@@ -41,6 +41,7 @@ class ScaleRun:
     ready_count: int = 0
     all_ready_seconds: float = 0.0
     final_ready: int = 0
+    settled: bool = True
     progress: list[tuple[float, int, float]] = field(default_factory=list)
     idle_rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
@@ -73,9 +74,11 @@ def targets(run: ScaleRun) -> list[str]:
         f"| operator peak RSS < {RSS_TARGET_MB:.0f} MB | {run.peak_rss_mb:.0f} MiB (VmHWM) "
         f"| {_verdict(run.peak_rss_mb < RSS_TARGET_MB)} |"
     )
+    unsettled = "" if run.settled else " (some were still converging: not a no-op resync)"
     lines.append(
         f"| zero writes on a no-op resync | {run.resync_writes:.0f} writes in "
-        f"{run.resync_passes:.0f} reconciliations | {_verdict(run.resync_writes == 0)} |"
+        f"{run.resync_passes:.0f} reconciliations{unsettled} "
+        f"| {_verdict(run.settled and run.resync_writes == 0)} |"
     )
     return lines
 
