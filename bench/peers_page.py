@@ -127,6 +127,7 @@ def write_page(
         lines += [*rows_table(rows, key), "", "### Floor", ""]
         lines += [*floor_table(floors.get(key, ())), ""]
     if notes:
-        lines += ["## Notes from the run", ""] + [f"- {note}" for note in notes] + [""]
+        unique = dict.fromkeys(notes)  # one line per distinct note, in order
+        lines += ["## Notes from the run", ""] + [f"- {note}" for note in unique] + [""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
