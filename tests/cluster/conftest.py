@@ -14,6 +14,7 @@ import pytest
 
 from tests.cluster import controlplane
 from tests.cluster.controlplane import ControlPlane
+from tests.cluster.operator_harness import Cluster, Operator, operator_in
 from tests.cluster.processes import wait_for
 
 NAMESPACE_TIMEOUT = 60.0
@@ -63,3 +64,28 @@ def kubeconfig_for_service_account(
         return control_plane.service_account_kubeconfig(namespace, name, path)
 
     return make
+
+
+@pytest.fixture
+def resync_seconds() -> float:
+    """The operator's resync period for `running`; a test module overrides it to resync faster."""
+    return 300.0
+
+
+@pytest.fixture
+def running(
+    control_plane: ControlPlane,
+    namespace: str,
+    kubeconfig_for_service_account: Callable[[str, str], Path],
+    tmp_path: Path,
+    resync_seconds: float,
+) -> Iterator[tuple[Cluster, Operator]]:
+    """The chart installed in the test's namespace and the operator running under its RBAC."""
+    with operator_in(
+        control_plane,
+        namespace,
+        kubeconfig_for_service_account,
+        tmp_path / "operator.log",
+        resync_seconds=resync_seconds,
+    ) as pair:
+        yield pair

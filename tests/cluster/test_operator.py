@@ -6,14 +6,11 @@ deleting an InferenceService garbage-collects all it made.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cluster.controlplane import ControlPlane
-from tests.cluster.operator_harness import Cluster, Operator, operator_in
+from tests.cluster.operator_harness import Cluster, Operator
 from tests.cluster.processes import wait_for
 from tests.data.isvc_cases import EXAMPLES, load
 
@@ -21,17 +18,9 @@ EXAMPLE = {path.stem: load(path) for path in EXAMPLES}
 
 
 @pytest.fixture
-def running(
-    control_plane: ControlPlane,
-    namespace: str,
-    kubeconfig_for_service_account: Callable[[str, str], Path],
-    tmp_path: Path,
-) -> Iterator[tuple[Cluster, Operator]]:
-    with operator_in(
-        control_plane, namespace, kubeconfig_for_service_account, tmp_path / "operator.log",
-        resync_seconds=2.0,
-    ) as pair:  # fmt: skip
-        yield pair
+def resync_seconds() -> float:
+    """Resync every 2 s, so the no-op resync test sees several passes quickly."""
+    return 2.0
 
 
 def _env(deployment: dict[str, Any]) -> dict[str, str]:

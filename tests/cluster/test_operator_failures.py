@@ -10,32 +10,18 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.cluster.controlplane import ControlPlane
-from tests.cluster.operator_harness import Cluster, Operator, operator_in
+from tests.cluster.operator_harness import Cluster, Operator
 from tests.cluster.processes import wait_for
 
 GOOD = "sha256:" + "1" * 64
 BAD = "sha256:" + "2" * 64
 MISMATCH = f"fetch: digest mismatch for https://models.example/iris/2: want {BAD}, got {GOOD}"
-
-
-@pytest.fixture
-def running(
-    control_plane: ControlPlane,
-    namespace: str,
-    kubeconfig_for_service_account: Callable[[str, str], Path],
-    tmp_path: Path,
-) -> Iterator[tuple[Cluster, Operator]]:
-    with operator_in(
-        control_plane, namespace, kubeconfig_for_service_account, tmp_path / "operator.log"
-    ) as pair:
-        yield pair
 
 
 @pytest.fixture

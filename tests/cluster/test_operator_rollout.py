@@ -5,19 +5,13 @@ once no traffic reaches them; an operator restarted mid-rollout converging.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.cluster.controlplane import ControlPlane
 from tests.cluster.operator_harness import (
     Cluster,
     Operator,
     Recorder,
     Seen,
-    operator_in,
     replay,
 )
 from tests.cluster.processes import wait_for
@@ -37,19 +31,6 @@ def manifest(version: str = "1", **spec: Any) -> dict[str, Any]:
         "metadata": {"name": "iris"},
         "spec": {"model": model(version), **spec},
     }
-
-
-@pytest.fixture
-def running(
-    control_plane: ControlPlane,
-    namespace: str,
-    kubeconfig_for_service_account: Callable[[str, str], Path],
-    tmp_path: Path,
-) -> Iterator[tuple[Cluster, Operator]]:
-    with operator_in(
-        control_plane, namespace, kubeconfig_for_service_account, tmp_path / "operator.log"
-    ) as pair:
-        yield pair
 
 
 def _deployments(cluster: Cluster) -> dict[str, dict[str, Any]]:
