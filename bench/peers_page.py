@@ -7,7 +7,6 @@ puts the figures issue 7 judges in one table at the top.
 from __future__ import annotations
 
 import platform
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import onnxruntime
 
+from bench.machine import commit, cpu_model
 from bench.peers_env import KSERVE, MLSERVER
 from bench.peers_report import (
     Point,
@@ -25,7 +25,6 @@ from bench.peers_report import (
     ratio_table,
     rows_table,
 )
-from bench.peers_servers import REPO
 
 
 @dataclass(frozen=True)
@@ -37,24 +36,6 @@ class Floor:
     p50_ms: float
     p99_ms: float
     cpu_ms_per_row: float
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip()
 
 
 def floor_table(floors: Sequence[Floor]) -> list[str]:
@@ -75,8 +56,8 @@ def method(settings: Settings, load: str) -> list[str]:
         "## Setup",
         "",
         f"- Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` "
-        f"(`python -m bench.peers_run`), Sluice `{_commit()}`.",
-        f"- Machine: {_cpu_model()}, {platform.system()} {platform.release()}, Python "
+        f"(`python -m bench.peers_run`), Sluice `{commit()}`.",
+        f"- Machine: {cpu_model()}, {platform.system()} {platform.release()}, Python "
         f"{platform.python_version()}, onnxruntime {onnxruntime.__version__} everywhere "
         "(same session options for every server: one intra-op thread, no spinning; Sluice "
         f"with `--intra-op-threads 1`). Load average at start: {load}.",
