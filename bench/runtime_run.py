@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import onnxruntime as ort
 import uvloop
@@ -43,7 +40,7 @@ from bench.runtime_client import (
 )
 from bench.runtime_load import LoadResult, closed_loop, time_calls
 from tests.models import mlp
-from tests.runtime.harness import free_port
+from tests.runtime.harness import RuntimeProcess, launch
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "runtime.md"
@@ -78,55 +75,32 @@ class Row:
     result: LoadResult
 
 
-@dataclass(frozen=True)
-class Server:
-    """A running `sluice-runtime serve`."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    address: str
-
-
 @contextmanager
-def running_server(model: Path, config: Config, log_path: Path) -> Iterator[Server]:
+def running_server(model: Path, config: Config, log_path: Path) -> Iterator[RuntimeProcess]:
     """`sluice-runtime serve` under taskset, ready; stopped with SIGTERM afterwards."""
-    http_port, grpc_port = free_port(), free_port()
-    argv = ["taskset", "-c", str(SERVER_CORE), sys.executable, "-m", "sluice_runtime"]
-    argv += ["serve", "--model-name", MODEL, "--model-version", "1"]
-    argv += ["--model-uri", model.as_uri(), "--host", "127.0.0.1"]
-    argv += ["--http-port", str(http_port), "--grpc-port", str(grpc_port)]
-    argv += ["--warmup-requests", "4", "--intra-op-threads", "1"]
-    for flag, value in config.flags.items():
-        argv += [flag, value]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        server = Server(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}")
+    flags: dict[str, Any] = {
+        flag.removeprefix("--").replace("-", "_"): value for flag, value in config.flags.items()
+    }
+    server = launch(
+        model.as_uri(),
+        log_path,
+        launcher=("taskset", "-c", str(SERVER_CORE)),
+        model_name=MODEL,
+        warmup_requests=4,
+        intra_op_threads=1,
+        **flags,
+    )
+    try:
+        server.wait_ready(timeout=120.0)
+        yield server
+    finally:
         try:
-            _wait_ready(server, log_path)
-            yield server
+            server.stop()
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_ready(server: Server, log_path: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"runtime exited early:\n{log_path.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{server.url}/v2/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"runtime not ready:\n{log_path.read_text()[-4000:]}")
+            if server.process.poll() is None:
+                server.process.kill()
+                server.process.wait()
+            server._log_file.close()
 
 
 def floor(model: Path, warmup_s: float, measure_s: float) -> list[tuple[str, LoadResult]]:
@@ -142,15 +116,17 @@ def floor(model: Path, warmup_s: float, measure_s: float) -> list[tuple[str, Loa
     return rows
 
 
-def _client(protocol: str, server: Server, x: np.ndarray[Any, Any]) -> RestClient | GrpcClient:
+def _client(
+    protocol: str, server: RuntimeProcess, x: np.ndarray[Any, Any]
+) -> RestClient | GrpcClient:
     if protocol == "grpc":
-        return GrpcClient(server.address, MODEL, INPUT, x)
+        return GrpcClient(server.grpc_address, MODEL, INPUT, x)
     body, headers = (
         rest_binary_body(INPUT, OUTPUT, x)
         if protocol == "rest-binary"
         else rest_json_body(INPUT, x)
     )
-    return RestClient(server.url, MODEL, body, headers)
+    return RestClient(server.http_url, MODEL, body, headers)
 
 
 @dataclass(frozen=True)
@@ -173,7 +149,7 @@ async def _median_window(workers: Sequence[Call], timing: Timing, server_pid: in
 
 
 async def measure(
-    server: Server, config: Config, expected: np.ndarray[Any, Any], x: np.ndarray[Any, Any],
+    server: RuntimeProcess, config: Config, expected: np.ndarray[Any, Any], x: np.ndarray[Any, Any],
     timing: Timing,
 ) -> list[Row]:  # fmt: skip
     rows = []

@@ -34,9 +34,10 @@ from sluice_operator.router import Upstream
 
 from bench.runtime_client import GrpcClient, RestClient, rest_binary_body
 from bench.runtime_load import LoadResult, closed_loop
-from bench.runtime_run import CLIENT_CORE, INPUT, MODEL, OUTPUT, Config, Server, running_server
+from bench.runtime_run import CLIENT_CORE, INPUT, MODEL, OUTPUT, Config, running_server
 from tests.e2e.nginx import Nginx
 from tests.models import mlp
+from tests.runtime.harness import RuntimeProcess
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "traffic.md"
@@ -104,8 +105,8 @@ async def measure(
     return points
 
 
-def _target(variant: str, server: Server) -> Target:
-    return Target(variant, server.url, server.address, server.process.pid)
+def _target(variant: str, server: RuntimeProcess) -> Target:
+    return Target(variant, server.http_url, server.grpc_address, server.process.pid)
 
 
 def router_points(
@@ -115,11 +116,9 @@ def router_points(
     with running_server(
         model, Config("primary", NO_BATCHING), tmp / "router-runtime.log"
     ) as server:
-        http_port = server.url.rsplit(":", 1)[1]
-        grpc_port = server.address.rsplit(":", 1)[1]
         router = Nginx(tmp / "router", launcher=PINNED)
         config = router.config(
-            [Upstream("stable", f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", 100)],
+            [Upstream("stable", f"127.0.0.1:{server.http_port}", server.grpc_address, 100)],
             worker_processes="1",
         )
         router.start(config)
@@ -192,7 +191,7 @@ def real_shadow_points(
     label = "tee 100% to a shadow runtime"
     with running_server(model, Config("shadow", NO_BATCHING), tmp / "shadow.log") as shadow:
         pin(shadow.process.pid, CLIENT_CORE)
-        flags = {**NO_BATCHING, "--shadow-url": shadow.url, "--shadow-percent": "100"}
+        flags = {**NO_BATCHING, "--shadow-url": shadow.http_url, "--shadow-percent": "100"}
         with running_server(model, Config(label, flags), tmp / "primary-real.log") as server:
             targets = [_target(label, server)]
             return uvloop.run(

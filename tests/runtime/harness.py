@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,43 @@ class RuntimeProcess:
             if sample_name == name and all(item in rest for item in wanted):
                 total += value
         return total
+
+
+def launch(
+    uri: str,
+    log_path: Path,
+    *,
+    launcher: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    **flags: Any,
+) -> RuntimeProcess:
+    """Start `sluice-runtime serve` on free 127.0.0.1 ports without waiting for it.
+
+    Flags are the serve flags with '_' for '-' (max_batch_size=8). `launcher` prefixes the
+    command (the benchmark pins the server with taskset). The parent's SLUICE_* variables are
+    dropped so only what the caller passes configures the child.
+    """
+    flags.setdefault("model_name", "model")
+    flags.setdefault("model_version", "1")
+    flags.setdefault("http_port", free_port())
+    flags.setdefault("grpc_port", free_port())
+    flags.setdefault("host", "127.0.0.1")
+    argv = [*launcher, sys.executable, "-m", "sluice_runtime", "serve", "--model-uri", uri]
+    for name, value in flags.items():
+        argv += ["--" + name.replace("_", "-"), str(value)]
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    child_env.update(env or {})
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=child_env)
+    return RuntimeProcess(
+        process=process,
+        http_port=int(flags["http_port"]),
+        grpc_port=int(flags["grpc_port"]),
+        log_path=log_path,
+        model_name=str(flags["model_name"]),
+        model_version=str(flags["model_version"]),
+        _log_file=log_file,
+    )
 
 
 StartRuntime = Callable[..., RuntimeProcess]
