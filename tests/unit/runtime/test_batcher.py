@@ -122,3 +122,13 @@ async def test_stop_finishes_queued_work_then_refuses_new_requests() -> None:
     assert (await pending)["y"][0, 0] == 10.0
     with pytest.raises(NotReady):
         await batcher.submit(rows(1.0), 1)
+
+
+async def test_a_lone_request_runs_once_its_deadline_passes() -> None:
+    model = Model()
+    batcher = Batcher(model, BatchPolicy(8, max_delay=0.02, max_queue_size=100), metrics())
+    batcher.start()
+    answer = await asyncio.wait_for(batcher.submit(rows(4.0), 1), timeout=10)
+    await batcher.stop()
+    assert answer["y"][0, 0] == 8.0
+    assert model.batches == [1]
