@@ -1,9 +1,9 @@
 """The do-nothing server: Sluice's HTTP and gRPC stack answering with canned bytes.
 
 The floor for Sluice's serving overhead: the same FastAPI app on uvicorn (uvloop, httptools,
-no access log) and the same grpc.aio server with the same generated servicer base, in one
-event loop, as `sluice_runtime.server` runs, but the infer routes only read the request and
-return a prepared answer (the model's true output for the bench input, so the client checks
+no access log) and the same gRPC server (Sluice's HTTP/2 code, `sluice_runtime.grpc`), in
+one event loop, as `sluice_runtime.server` runs, but the infer routes only read the request
+and return a prepared answer (the model's true output for the bench input, so the client checks
 pass and the bytes on the wire match a real answer). No decoding, no model, no metrics.
 
     python -m bench.peers_noop --http-port P --grpc-port Q --answers DIR
@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import grpc
 import uvicorn
 import uvloop
 from fastapi import FastAPI
+from sluice_runtime.grpc import GrpcServer
+from sluice_runtime.grpc.connection import Method
 from sluice_runtime.grpc.generated import inference_pb2 as pb
-from sluice_runtime.grpc.generated import inference_pb2_grpc as pb_grpc
+from sluice_runtime.grpc.servicer import SERVICE
+from sluice_runtime.grpc.wire import RequestHead
+from sluice_runtime.server import listen
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,7 +38,7 @@ class _Answers:
         self.json = (folder / "answer.json").read_bytes()
         self.binary = (folder / "answer.bin").read_bytes()
         self.binary_header = (folder / "answer.bin.header").read_text().strip()
-        self.grpc = pb.ModelInferResponse.FromString((folder / "answer.grpc").read_bytes())
+        self.grpc = (folder / "answer.grpc").read_bytes()
 
 
 def create_app(answers: _Answers) -> FastAPI:
@@ -58,34 +61,27 @@ def create_app(answers: _Answers) -> FastAPI:
     return app
 
 
-class _Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
-    """ModelInfer returns the canned answer; readiness is always true."""
+def grpc_methods(answers: _Answers) -> dict[str, Method]:
+    """ModelInfer returns the canned answer without parsing; readiness is always true."""
+    ready = {
+        "ServerReady": pb.ServerReadyResponse(ready=True).SerializeToString(),
+        "ModelReady": pb.ModelReadyResponse(ready=True).SerializeToString(),
+        "ModelInfer": answers.grpc,
+    }
 
-    def __init__(self, answers: _Answers) -> None:
-        self._answer = answers.grpc
+    def canned(answer: bytes) -> Method:
+        async def method(body: bytes, head: RequestHead) -> bytes:
+            return answer
 
-    async def ServerReady(  # noqa: N802 (the protocol's method name)
-        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=True)
+        return Method(unary=method)
 
-    async def ModelReady(  # noqa: N802
-        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ModelReadyResponse:
-        return pb.ModelReadyResponse(ready=True)
-
-    async def ModelInfer(  # noqa: N802
-        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ModelInferResponse:
-        return self._answer
+    return {SERVICE + name: canned(answer) for name, answer in ready.items()}
 
 
 async def serve(http_port: int, grpc_port: int, answers: _Answers) -> None:
     """Both listeners in one loop until uvicorn's own SIGTERM/SIGINT handling stops it."""
-    grpc_server = grpc.aio.server()
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(_Servicer(answers), grpc_server)
-    grpc_server.add_insecure_port(f"127.0.0.1:{grpc_port}")
-    await grpc_server.start()
+    grpc_server = GrpcServer(grpc_methods(answers), max_message_bytes=64 * 1024 * 1024)
+    await grpc_server.start(listen("127.0.0.1", grpc_port))
     config = uvicorn.Config(
         create_app(answers),
         host="127.0.0.1",

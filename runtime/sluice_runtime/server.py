@@ -1,4 +1,4 @@
-"""Run REST (uvicorn) and gRPC (grpc.aio) for one data plane in one event loop.
+"""Run REST (uvicorn) and gRPC (our HTTP/2 server) for one data plane in one event loop.
 
 Order of life: both listeners up first (liveness answers at once), then the model
 loads and warms up (readiness turns true), then serving until `stop` is set; then
@@ -19,7 +19,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from sluice_runtime.dataplane import DataPlane
-from sluice_runtime.grpc import create_grpc_server, set_serving
+from sluice_runtime.grpc import GrpcServer, HealthService, InferenceService
 from sluice_runtime.metrics import RuntimeMetrics
 from sluice_runtime.rest import create_rest_app
 from sluice_runtime.rest.shadow_codec import encode_shadow_copy
@@ -40,13 +40,8 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
-def grpc_address(host: str, port: int) -> str:
-    """host:port, with brackets around an IPv6 host."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def listen(host: str, port: int) -> socket.socket:
-    """Bind the HTTP socket here, so a port in use is a clear error before anything starts."""
+    """Bind a listening socket here, so a port in use is a clear error before anything starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.create_server((host, port), family=family, backlog=2048)
 
@@ -67,20 +62,19 @@ async def serve(settings: RuntimeSettings, stop: asyncio.Event) -> int:
     tee = shadow_tee(settings, metrics.shadow)
     dataplane = DataPlane(settings, metrics, tee)
     app = create_rest_app(dataplane, metrics, max_request_bytes=settings.max_request_bytes)
-    address = grpc_address(settings.host, settings.grpc_port)
-    try:
-        http_socket = listen(settings.host, settings.http_port)
-    except OSError as error:
-        log.error("cannot listen for HTTP on %s:%d: %s", settings.host, settings.http_port, error)
-        return EXIT_FAILED
-    try:
-        grpc_server = create_grpc_server(
-            dataplane, metrics, address=address, max_message_bytes=settings.max_request_bytes
-        )
-    except RuntimeError as error:
-        http_socket.close()
-        log.error("cannot listen for gRPC on %s: %s", address, error)
-        return EXIT_FAILED
+    sockets: list[socket.socket] = []
+    for name, port in (("HTTP", settings.http_port), ("gRPC", settings.grpc_port)):
+        try:
+            sockets.append(listen(settings.host, port))
+        except OSError as error:
+            for bound in sockets:
+                bound.close()
+            log.error("cannot listen for %s on %s:%d: %s", name, settings.host, port, error)
+            return EXIT_FAILED
+    http_socket, grpc_socket = sockets
+    health = HealthService(dataplane)
+    methods = InferenceService(dataplane, metrics).methods() | health.methods()
+    grpc_server = GrpcServer(methods, settings.max_request_bytes)
     http = _HttpServer(
         uvicorn.Config(
             app,
@@ -94,14 +88,15 @@ async def serve(settings: RuntimeSettings, stop: asyncio.Event) -> int:
             timeout_graceful_shutdown=int(max(1, settings.drain_seconds)),
         )
     )
-    await grpc_server.start()
+    await grpc_server.start(grpc_socket)
     if tee is not None:
         await tee.start()
     log.info(
-        "listening: HTTP on %s:%d, gRPC on %s",
+        "listening: HTTP on %s:%d, gRPC on %s:%d",
         settings.host,
         http_socket.getsockname()[1],
-        address,
+        settings.host,
+        grpc_socket.getsockname()[1],
     )
     http_task = asyncio.create_task(http.serve(sockets=[http_socket]), name="http")
     load_task = asyncio.create_task(dataplane.load(), name="load")
@@ -115,7 +110,7 @@ async def serve(settings: RuntimeSettings, stop: asyncio.Event) -> int:
                 log.error("model load failed: %s", failure)
                 code = EXIT_FAILED
             else:
-                set_serving(grpc_server, True)
+                health.set_serving(True)
                 await asyncio.wait({stop_task, http_task}, return_when=asyncio.FIRST_COMPLETED)
         if http_task.done() and not stop_task.done():
             log.error("the HTTP server stopped by itself")
@@ -123,7 +118,7 @@ async def serve(settings: RuntimeSettings, stop: asyncio.Event) -> int:
     finally:
         log.info("shutting down: draining for at most %.1fs", settings.drain_seconds)
         dataplane.begin_drain()
-        set_serving(grpc_server, False)
+        health.set_serving(False)
         load_task.cancel()
         stop_task.cancel()
         http.should_exit = True

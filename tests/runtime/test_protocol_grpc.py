@@ -173,7 +173,7 @@ def test_every_error_carries_its_status_and_names_the_input(
                 infer_input("scale", np.ones((3000, 1), np.float16), "FP16"),
             ],
             "RESOURCE_EXHAUSTED",
-            "larger than max",
+            "larger than the limit of 65536 bytes",
         ),
     ]
     with client(runtime) as triton:

@@ -1,53 +1,47 @@
-"""Builds the grpc.aio server for one data plane: inference service plus health.
+"""The gRPC listener: a table of methods served on the event loop.
 
-`create_grpc_server` returns a plain grpc.aio.Server (the caller starts and stops it);
-`set_serving` flips its health status. The server remembers its health servicer in a
-weak map, so no handle besides the server needs passing around and nothing outlives it.
+`GrpcServer` accepts connections on a socket the caller bound (so a port in use is a clear
+error before anything starts), serves each with a `GrpcConnection`, and drains: GOAWAY to
+every client (no new calls; grpc clients move to another endpoint without failing), running
+calls finish within the grace period, then whatever is left is closed.
 """
 
 from __future__ import annotations
 
-import weakref
-from typing import TYPE_CHECKING
+import asyncio
+import socket
+from collections.abc import Mapping
 
-import grpc
-from grpc_health.v1 import health_pb2_grpc
-
-from sluice_runtime.grpc.generated import inference_pb2_grpc as pb_grpc
-from sluice_runtime.grpc.health import HealthServicer
-from sluice_runtime.grpc.servicer import InferenceServicer
-from sluice_runtime.metrics import RuntimeMetrics
-
-if TYPE_CHECKING:
-    from sluice_runtime.dataplane import DataPlane
-
-_HEALTH: weakref.WeakKeyDictionary[grpc.aio.Server, HealthServicer] = weakref.WeakKeyDictionary()
+from sluice_runtime.grpc.connection import GrpcConnection, Limits, Method
 
 
-def create_grpc_server(
-    dataplane: DataPlane, metrics: RuntimeMetrics, *, address: str, max_message_bytes: int
-) -> grpc.aio.Server:
-    """A server bound to `address` (host:port), NOT_SERVING until `set_serving(server, True)`.
+class GrpcServer:
+    """gRPC over our own HTTP/2 (connection.py) for `methods`, keyed by /service/method."""
 
-    Requests up to `max_message_bytes` are accepted (gRPC's default is 4 MiB, too small for
-    large tensors); answers are not capped, clients set their own receive limit.
-    """
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", -1),
-        ]
-    )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(
-        InferenceServicer(dataplane, metrics), server
-    )
-    health = HealthServicer(dataplane)
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    server.add_insecure_port(address)
-    _HEALTH[server] = health
-    return server
+    def __init__(self, methods: Mapping[str, Method], max_message_bytes: int) -> None:
+        self._methods = methods
+        self._limits = Limits(max_message_bytes=max_message_bytes)
+        self._connections: set[GrpcConnection] = set()
+        self._server: asyncio.AbstractServer | None = None
 
+    async def start(self, sock: socket.socket) -> None:
+        """Serve connections on the bound socket `sock`."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._connect, sock=sock)
 
-def set_serving(server: grpc.aio.Server, serving: bool) -> None:
-    """SERVING after warm-up, NOT_SERVING from the start of draining (health service)."""
-    _HEALTH[server].set_serving(serving)
+    async def stop(self, grace: float) -> None:
+        """Stop accepting, let running calls finish for up to `grace` seconds, then close."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            connection.go_away()
+        waiting = [connection.closed for connection in self._connections]
+        if waiting:
+            await asyncio.wait(waiting, timeout=grace)
+        for connection in list(self._connections):
+            connection.abort()
+
+    def _connect(self) -> GrpcConnection:
+        connection = GrpcConnection(self._methods, self._limits, self._connections.discard)
+        self._connections.add(connection)
+        return connection
