@@ -58,6 +58,7 @@ class DataPlane:
         self._state = State.LOADING
         self._metadata: ModelMetadata | None = None
         self._batcher: Batcher | None = None
+        self._output_specs: dict[str, TensorSpec] = {}
 
     # -- life cycle (called by server.py) --------------------------------------------------
 
@@ -85,6 +86,7 @@ class DataPlane:
         )
         self._batcher = Batcher(model.run, policy, self._metrics)
         self._batcher.start()
+        self._output_specs = {spec.name: spec for spec in model.metadata.outputs}
         self._metadata = model.metadata
         if self._state is State.LOADING:
             self._state = State.READY
@@ -189,32 +191,19 @@ class DataPlane:
         metadata = self._metadata
         valid = validate(metadata, request)
         outputs = await self._batcher.submit(valid.inputs, valid.rows)
+        observe = self._metrics.output.observe
         for value in output_observations(outputs[metadata.outputs[0].name]):
-            self._metrics.output.observe(value)
-        specs = {spec.name: spec for spec in metadata.outputs}
-        parameters = {output.name: output.parameters for output in request.outputs or ()}
-        response = InferResponse(
-            model_name=metadata.name,
-            model_version=metadata.version,
-            id=request.id,
-            outputs=[
-                _tensor(specs[name], outputs[name], parameters.get(name))
-                for name in valid.output_names
-            ],
-        )
+            observe(value)
+        asked = {output.name: output.parameters for output in request.outputs or ()}
+        tensors = []
+        for name in valid.output_names:
+            spec, data = self._output_specs[name], outputs[name]
+            parameters = dict(asked.get(name) or {})
+            tensors.append(Tensor(spec.name, spec.datatype, data.shape, data, parameters))
+        response = InferResponse(metadata.name, metadata.version, request.id, tensors)
         if mirror and self._tee is not None:
             self._tee.offer(request, response, time.perf_counter() - started)
         return response
-
-
-def _tensor(spec: TensorSpec, data: Array, parameters: dict[str, Any] | None) -> Tensor:
-    return Tensor(
-        name=spec.name,
-        datatype=spec.datatype,
-        shape=tuple(int(dim) for dim in data.shape),
-        data=data,
-        parameters=dict(parameters or {}),
-    )
 
 
 def output_observations(output: Array) -> list[float]:
@@ -228,8 +217,10 @@ def output_observations(output: Array) -> list[float]:
     if output.ndim == 0:
         return [float(output)]
     if output.dtype.kind == "f" and output.ndim >= 2 and output.shape[-1] > 1:
-        return [float(index) for index in np.argmax(output, axis=-1).reshape(-1)]
-    return [float(value) for value in output.reshape(output.shape[0], -1)[:, 0]]
+        indices: list[float] = output.argmax(axis=-1).ravel().tolist()
+        return indices
+    firsts: list[float] = output.reshape(output.shape[0], -1)[:, 0].astype(np.float64).tolist()
+    return firsts
 
 
 def triton_config(metadata: ModelMetadata) -> dict[str, Any]:
