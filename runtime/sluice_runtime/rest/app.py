@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from sluice_runtime.errors import NotReady, SluiceError
@@ -26,11 +27,16 @@ from sluice_runtime.metrics import RuntimeMetrics
 from sluice_runtime.rest.http import (
     BINARY,
     JSON,
+    RawHeader,
+    RawHeaders,
     RequestIdMiddleware,
     error_response,
     json_response,
     read_body,
+    receive_body,
+    send_raw,
 )
+from sluice_runtime.rest.jsonio import dumps
 from sluice_runtime.rest.shadow_codec import SHADOW_ROUTE, decode_shadow_copy
 from sluice_runtime.rest.v1_codec import decode_predict, encode_predict
 from sluice_runtime.rest.v2_codec import (
@@ -48,35 +54,55 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROTOCOL = "rest"
+_JSON = JSON.encode()
+_BINARY = BINARY.encode()
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
+# What an inference handler answers: body, content type, extra headers, the request's id.
+_Answer = tuple[bytes, bytes, list[RawHeader], str]
+_Run = Callable[[dict[str, str], RawHeaders, Receive, str], Awaitable[_Answer]]
 _MODEL = "/v2/models/{model_name}"
 _VERSIONED = "/v2/models/{model_name}/versions/{model_version}"
 _INFER_PATH = re.compile(
     r"/v2/models/(?P<model_name>[^/]+)(?:/versions/(?P<model_version>[^/]+))?/infer"
 )
+_PREDICT_PATH = re.compile(r"/v1/models/(?P<model_name>[^/]+):predict")
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class _RestApp(FastAPI):
-    """FastAPI, except that V2 inference requests skip its middleware stack and router.
+    """FastAPI, except that inference requests skip its middleware stack and router.
 
-    Why: the inference endpoint already does everything those layers would (errors become
+    Why: the inference endpoints already do everything those layers would (errors become
     `{"error": ...}` answers, the request id is set, metrics and the log line are written),
     yet passing them (error and exception middlewares, the request-id middleware, the
     exit-stack middleware, a regex scan of the routes) cost about as much CPU as the
-    inference of a small model. The same endpoint answers, with the same path parameters;
-    every other request, and any other method on these paths, goes through FastAPI.
+    inference of a small model. The same ASGI handlers answer, with the same path
+    parameters; every other request, and any other method on these paths, goes through
+    FastAPI.
     """
 
-    infer_endpoint: Callable[[Request], Awaitable[Response]] | None = None
+    fast_routes: tuple[tuple[re.Pattern[str], Handler], ...] = ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and self.infer_endpoint:
-            match = _INFER_PATH.fullmatch(scope["path"])
-            if match is not None:
-                scope["path_params"] = {k: v for k, v in match.groupdict().items() if v}
-                response = await self.infer_endpoint(Request(scope, receive))
-                await response(scope, receive, send)
-                return
+        if scope["type"] == "http" and scope["method"] == "POST":
+            for pattern, handler in self.fast_routes:
+                match = pattern.fullmatch(scope["path"])
+                if match is not None:
+                    scope["path_params"] = {k: v for k, v in match.groupdict().items() if v}
+                    await handler(scope, receive, send)
+                    return
         await super().__call__(scope, receive, send)
+
+
+class _Route:
+    """An ASGI handler as a route endpoint: Starlette calls an object (not a function) as ASGI."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handler(scope, receive, send)
 
 
 def create_rest_app(
@@ -93,11 +119,17 @@ def create_rest_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     endpoints = _Endpoints(dataplane, metrics, max_request_bytes)
-    # Starlette tries routes in order: inference first, it is what the hot path matches.
+    # Inference requests take the fast path (`_RestApp`); their routes are here too, so other
+    # methods on these paths get FastAPI's 405.
+    inference: list[tuple[str, Handler]] = [
+        (f"{_MODEL}/infer", endpoints.infer),
+        (f"{_VERSIONED}/infer", endpoints.infer),
+        ("/v1/models/{model_name}:predict", endpoints.v1_predict),
+    ]
+    for path, handler in inference:
+        route = Route(path, _Route(handler), methods=["POST"], include_in_schema=False)
+        app.router.routes.append(route)
     routes: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
-        (f"{_MODEL}/infer", endpoints.infer, "POST"),
-        (f"{_VERSIONED}/infer", endpoints.infer, "POST"),
-        ("/v1/models/{model_name}:predict", endpoints.v1_predict, "POST"),
         ("/v2/health/live", endpoints.live, "GET"),
         ("/v2/health/ready", endpoints.ready, "GET"),
         ("/v2", endpoints.server_metadata, "GET"),
@@ -118,7 +150,7 @@ def create_rest_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestIdMiddleware)
-    app.infer_endpoint = endpoints.infer
+    app.fast_routes = ((_INFER_PATH, endpoints.infer), (_PREDICT_PATH, endpoints.v1_predict))
     return app
 
 
@@ -129,6 +161,7 @@ class _Endpoints:
         self._dataplane = dataplane
         self._metrics = metrics
         self._limit = limit
+        self._in_flight = metrics.in_flight(PROTOCOL)
 
     async def live(self, request: Request) -> Response:
         if not self._dataplane.live():
@@ -163,34 +196,39 @@ class _Endpoints:
     async def v1_model(self, request: Request) -> Response:
         return await self.model_ready(request)
 
-    async def infer(self, request: Request) -> Response:
-        name, version = _model_path(request)
-        header_length = request.headers.get("inference-header-content-length")
+    async def infer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """V2 inference, JSON or with binary tensors."""
+        await self._observed(scope, receive, send, self._infer)
 
-        async def run(request_id: str) -> tuple[Response, str]:
-            body = await read_body(request, self._limit)
-            infer_request = decode_infer_request(body, header_length, request_id)
-            response = await self._dataplane.infer(name, version, infer_request)
-            content, json_length = encode_infer_response(response, infer_request)
-            if json_length is None:
-                return Response(content, media_type=JSON), infer_request.id
-            answer = Response(content, media_type=BINARY)
-            answer.headers["inference-header-content-length"] = str(json_length)
-            return answer, infer_request.id
+    async def _infer(
+        self, params: dict[str, str], headers: RawHeaders, receive: Receive, request_id: str
+    ) -> _Answer:
+        body = await receive_body(receive, headers, self._limit)
+        header_length = headers.get(b"inference-header-content-length")
+        infer_request = decode_infer_request(
+            body, None if header_length is None else header_length.decode(), request_id
+        )
+        name, version = params["model_name"], params.get("model_version")
+        response = await self._dataplane.infer(name, version, infer_request)
+        content, json_length = encode_infer_response(response, infer_request)
+        if json_length is None:
+            return content, _JSON, [], infer_request.id
+        binary = [(b"inference-header-content-length", b"%d" % json_length)]
+        return content, _BINARY, binary, infer_request.id
 
-        return await self._observed(request, run)
+    async def v1_predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """V1 `:predict`."""
+        await self._observed(scope, receive, send, self._predict)
 
-    async def v1_predict(self, request: Request) -> Response:
-        name = request.path_params["model_name"]
-
-        async def run(request_id: str) -> tuple[Response, str]:
-            metadata = self._dataplane.model_metadata(name, None)
-            body = await read_body(request, self._limit)
-            infer_request, style = decode_predict(body, metadata, request_id)
-            response = await self._dataplane.infer(name, None, infer_request)
-            return Response(encode_predict(response, style), media_type=JSON), request_id
-
-        return await self._observed(request, run)
+    async def _predict(
+        self, params: dict[str, str], headers: RawHeaders, receive: Receive, request_id: str
+    ) -> _Answer:
+        name = params["model_name"]
+        metadata = self._dataplane.model_metadata(name, None)
+        body = await receive_body(receive, headers, self._limit)
+        infer_request, style = decode_predict(body, metadata, request_id)
+        response = await self._dataplane.infer(name, None, infer_request)
+        return encode_predict(response, style), _JSON, [], request_id
 
     async def shadow(self, request: Request) -> Response:
         """A copy from a primary (rest/shadow_codec.py): run it here, record the comparison.
@@ -212,31 +250,33 @@ class _Endpoints:
         comparisons = await compare_copy(infer, self._metrics.shadow, copy)
         return json_response(summary(comparisons), headers={REQUEST_ID_HEADER: copy.request.id})
 
-    async def _observed(
-        self, request: Request, run: Callable[[str], Awaitable[tuple[Response, str]]]
-    ) -> Response:
+    async def _observed(self, scope: Scope, receive: Receive, send: Send, run: _Run) -> None:
         """Runs one inference with its metrics, log line, request id and error answer."""
         started = perf_counter()
-        given = request.headers.get(REQUEST_ID_HEADER)
-        request_id = given or new_request_id()
+        headers: RawHeaders = dict(scope["headers"])
+        given = headers.get(_REQUEST_ID)
+        request_id = given.decode("latin-1") if given else new_request_id()
         status, error = 500, "internal error"
-        with self._metrics.in_flight(PROTOCOL):
+        with self._in_flight:
             try:
-                response, request_id = await run(request_id)
-                status, error = response.status_code, ""
+                body, content_type, extra, request_id = await run(
+                    scope["path_params"], headers, receive, request_id
+                )
+                status, error = 200, ""
             except SluiceError as failure:
                 status, error = failure.http_status, failure.message
-                response = error_response(status, error)
+                body, content_type, extra = dumps({"error": error}), _JSON, []
             except Exception as failure:
                 log.exception("request %s failed unexpectedly", request_id)
                 error = f"internal error: {type(failure).__name__}"
-                response = error_response(status, error)
+                body, content_type, extra = dumps({"error": error}), _JSON, []
             finally:
                 seconds = perf_counter() - started
-                self._metrics.observe_request(PROTOCOL, str(status), seconds)
-                log_request(PROTOCOL, request_id, str(status), seconds, error)
-        response.headers[REQUEST_ID_HEADER] = given or request_id
-        return response
+                code = str(status)
+                self._metrics.observe_request(PROTOCOL, code, seconds)
+                log_request(PROTOCOL, request_id, code, seconds, error)
+        extra.append((_REQUEST_ID, given or request_id.encode("latin-1")))
+        await send_raw(send, status, body, content_type, extra)
 
 
 def _model_path(request: Request) -> tuple[str, str | None]:

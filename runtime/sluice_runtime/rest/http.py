@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,24 +22,59 @@ BINARY = "application/octet-stream"
 
 _HEADER_KEY = REQUEST_ID_HEADER.encode()
 
+RawHeader = tuple[bytes, bytes]
+RawHeaders = dict[bytes, bytes]  # an ASGI scope's headers by (lower-case) name
+
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or PayloadTooLarge as soon as its declared or streamed size passes limit."""
-    declared = request.headers.get("content-length")
+    """The whole body of a routed request (see `receive_body`)."""
+    return await receive_body(request.receive, dict(request.scope["headers"]), limit)
+
+
+async def receive_body(receive: Receive, headers: RawHeaders, limit: int) -> bytes:
+    """The whole body, or PayloadTooLarge as soon as its declared or streamed size passes limit.
+
+    Straight from the ASGI `receive`: a small body arrives in one message and is returned
+    as it came, without a copy or Starlette's stream wrapper.
+    """
+    declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
-    encoding = request.headers.get("content-encoding", "identity")
-    if encoding != "identity":
-        raise InvalidInput(f"Content-Encoding {encoding!r} is not supported; send it uncompressed")
+        raise PayloadTooLarge(
+            f"request body of {declared.decode()} bytes exceeds the limit of {limit}"
+        )
+    encoding = headers.get(b"content-encoding", b"identity")
+    if encoding != b"identity":
+        raise InvalidInput(
+            f"Content-Encoding {encoding.decode('latin-1')!r} is not supported; "
+            "send it uncompressed"
+        )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         if chunk:
             chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not message.get("more_body", False):
+            break
+    if len(chunks) == 1:
+        return chunks[0]
+    return b"".join(chunks)
+
+
+async def send_raw(
+    send: Send, status: int, body: bytes, content_type: bytes, headers: list[RawHeader]
+) -> None:
+    """Answer through ASGI `send` directly: what a Starlette Response does, minus the object."""
+    headers.append((b"content-length", b"%d" % len(body)))
+    headers.append((b"content-type", content_type))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def json_response(
