@@ -141,6 +141,17 @@ def identity_all_types(path: Path) -> Path:
     return _save(graph, path)
 
 
+def echo(path: Path, width: int = 4) -> Path:
+    """An Identity, "x" FP32 [batch, width] -> "y": answers as large as the requests."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "echo",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])],
+    )
+    return _save(graph, path)
+
+
 def fixed_batch(path: Path) -> Path:
     """No dynamic dimension: "x" FP32 [2, 3] -> "y" FP32 [2, 3] = 2 * x + 1."""
     graph = helper.make_graph(
