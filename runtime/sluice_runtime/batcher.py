@@ -3,9 +3,9 @@
 The event loop asks the pure `BatchQueue` what is due and hands each due batch to one
 dedicated model thread through a `SimpleQueue`; the thread merges, runs the model
 (onnxruntime releases the GIL, so the loop keeps serving), splits the answer and posts
-it back with a single `call_soon_threadsafe` per run, whose callback resolves every
-request of the run. While the thread is busy, new requests gather in the queue and form
-the next batch: batches grow with load by themselves.
+it back through an `_Outbox`, whose one callback on the loop resolves every request of
+the run. While the thread is busy, new requests gather in the queue and form the next
+batch: batches grow with load by themselves.
 
 Why not `run_in_executor`: with a model of tens of microseconds, the hop is the cost.
 An executor call adds a concurrent future, its chaining to an asyncio future, a second
@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
 from queue import SimpleQueue
 from typing import Any
 
@@ -32,13 +35,55 @@ from sluice_runtime.metrics import RuntimeMetrics
 log = logging.getLogger(__name__)
 
 Array = np.ndarray[Any, Any]
-Runner = Callable[[Mapping[str, Array]], dict[str, Array]]
+Runner = Callable[[dict[str, Array]], dict[str, Array]]
 Answer = asyncio.Future[dict[str, Array]]
 # What waits in the queue: the request's inputs and the future its answer goes to.
 Job = tuple[dict[str, Array], Answer]
 
+# What a finished run posts back: its requests, their answers or its error, and whether
+# it ends the batch the thread was given.
+Settled = tuple[list[Pending[Job]], list[dict[str, Array]] | SluiceError, bool]
+
 # uvloop's timers count whole milliseconds: a shorter sleep returns at once.
 TIMER_TICK = 0.001
+
+
+class _Outbox:
+    """Finished runs on their way from the model thread to the loop: a deque and a pipe.
+
+    Why not `call_soon_threadsafe`: it wakes the loop while the model thread still holds
+    the GIL, so the loop wakes, finds the GIL taken, and sleeps again until the thread
+    lets go. `os.write` frees the GIL before it rings, so the woken loop runs at once.
+    Measured on one core with a 12 µs model: 34 µs of CPU per round trip and 6 context
+    switches, against 23 µs and 2.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Callable[[Settled], None]):
+        self._loop = loop
+        self._deliver = deliver
+        self._finished: deque[Settled] = deque()
+        self._bell, self._ring = os.pipe()
+        os.set_blocking(self._bell, False)
+        loop.add_reader(self._bell, self._drain)
+
+    def post(self, settled: Settled) -> None:
+        """In the model thread: queue a finished run and wake the loop."""
+        self._finished.append(settled)
+        os.write(self._ring, b"\0")
+
+    def close(self) -> None:
+        """On the loop, once the model thread has stopped."""
+        self._drain()
+        self._loop.remove_reader(self._bell)
+        os.close(self._bell)
+        os.close(self._ring)
+
+    def _drain(self) -> None:
+        with suppress(BlockingIOError):  # their bytes were read on an earlier wake-up
+            os.read(self._bell, 4096)
+        finished = self._finished
+        while finished:
+            self._deliver(finished.popleft())
 
 
 class Batcher:
@@ -60,6 +105,7 @@ class Batcher:
         self._inbox: SimpleQueue[list[Pending[Job]] | None] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._outbox: _Outbox | None = None
         self._busy = False  # a batch is in the model thread
         self._scheduled = False  # a dispatch is queued on the loop
         self._timer: asyncio.TimerHandle | None = None
@@ -69,8 +115,9 @@ class Batcher:
     def start(self) -> None:
         """Start the model thread, answering on the running loop."""
         self._loop = asyncio.get_running_loop()
+        self._outbox = _Outbox(self._loop, self._settle)
         self._thread = threading.Thread(
-            target=self._serve, args=(self._loop,), name="sluice-model", daemon=True
+            target=self._serve, args=(self._outbox,), name="sluice-model", daemon=True
         )
         self._thread.start()
 
@@ -100,6 +147,8 @@ class Batcher:
             await self._drained
         self._inbox.put(None)
         await asyncio.to_thread(self._thread.join)
+        if self._outbox is not None:
+            self._outbox.close()
 
     # -- on the event loop -----------------------------------------------------------------
 
@@ -142,10 +191,9 @@ class Batcher:
         self._timer = None
         self._schedule()
 
-    def _settle(
-        self, run: list[Pending[Job]], answers: list[dict[str, Array]] | SluiceError, last: bool
-    ) -> None:
+    def _settle(self, settled: Settled) -> None:
         """Resolve a run's requests; after a batch's last run, take the next batch."""
+        run, answers, last = settled
         if isinstance(answers, SluiceError):
             for pending in run:
                 future = pending.item[1]
@@ -159,26 +207,26 @@ class Batcher:
                     future.set_result(answer)
         if last:
             self._busy = False
-            self._schedule()
+            if len(self._queue) or self._drained is not None:
+                self._schedule()
 
     # -- in the model thread ---------------------------------------------------------------
 
-    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _serve(self, outbox: _Outbox) -> None:
         """Run batches until the `None` that `stop` sends; touch futures only via the loop."""
+        yield_on_wake()
         get = self._inbox.get
         while (batch := get()) is not None:
             if self._merging:
-                self._execute(batch, loop, last=True)
+                self._execute(batch, outbox, last=True)
                 continue
             # Requests taken together without merging run one by one, each answered as
             # soon as its run ends.
             final = len(batch) - 1
             for index, pending in enumerate(batch):
-                self._execute([pending], loop, last=index == final)
+                self._execute([pending], outbox, last=index == final)
 
-    def _execute(
-        self, run: list[Pending[Job]], loop: asyncio.AbstractEventLoop, *, last: bool
-    ) -> None:
+    def _execute(self, run: list[Pending[Job]], outbox: _Outbox, *, last: bool) -> None:
         started = self._clock()
         answers: list[dict[str, Array]] | SluiceError
         try:
@@ -191,13 +239,32 @@ class Batcher:
                 log.warning("batch of %d failed (%s); running its requests alone", len(run), error)
                 final = len(run) - 1
                 for index, pending in enumerate(run):
-                    self._execute([pending], loop, last=last and index == final)
+                    self._execute([pending], outbox, last=last and index == final)
                 return
             answers = _as_sluice_error(error)
         else:
             self._metrics.inference_seconds.observe(self._clock() - started)
             self._metrics.batch_size.observe(len(run))
-        loop.call_soon_threadsafe(self._settle, run, answers, last)
+        outbox.post((run, answers, last))
+
+
+def yield_on_wake() -> None:
+    """Put the calling thread under SCHED_BATCH, where available: woken, it does not preempt.
+
+    Why: on a busy core, the event loop hands a batch over and goes on until it waits for
+    I/O, and only then frees the GIL. A model thread that preempted it on wake-up would
+    find the GIL taken and sleep again; the same happens the other way when the answer
+    wakes the loop. That doubled the context switches of every hop (measured: about 3
+    voluntary and 3 involuntary per request, 2 and 0 with this). Nothing else changes: the
+    thread keeps its share of the CPU, and on an idle core it runs at once.
+    """
+    policy = getattr(os, "SCHED_BATCH", None)
+    if policy is None:
+        return
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+    except OSError as error:  # a seccomp profile may refuse it; the hop just costs more
+        log.debug("the model thread stays under the default scheduling policy: %s", error)
 
 
 def _as_sluice_error(error: Exception) -> SluiceError:
