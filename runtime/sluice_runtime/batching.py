@@ -41,9 +41,13 @@ class BatchPolicy:
         return self.max_batch_size > 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pending(Generic[T]):
-    """A waiting request: `rows` along dimension 0, and the `key` it must share to merge."""
+    """A waiting request: `rows` along dimension 0, and the `key` it must share to merge.
+
+    Not frozen: a frozen dataclass pays an `object.__setattr__` call per field, and one
+    of these is made per request.
+    """
 
     item: T
     rows: int
@@ -130,22 +134,22 @@ class BatchQueue(Generic[T]):
         return rows
 
 
-def merge(parts: Sequence[Mapping[str, Array]]) -> dict[str, Array]:
-    """Concatenate each input along dimension 0; a single request passes through uncopied."""
+def merge(parts: Sequence[dict[str, Array]]) -> dict[str, Array]:
+    """Concatenate each input along dimension 0; a single request passes through as it is."""
     if len(parts) == 1:
-        return dict(parts[0])
+        return parts[0]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def split(outputs: Mapping[str, Array], rows: Sequence[int]) -> list[dict[str, Array]]:
+def split(outputs: dict[str, Array], rows: Sequence[int]) -> list[dict[str, Array]]:
     """Cut each output back into per-request slices of `rows` along dimension 0.
 
     ValueError when an output's first dimension is not the batch's total rows: such a
     model cannot be batched, and answering with wrong slices would be worse than failing.
     """
-    total = sum(rows)
     if len(rows) == 1:
-        return [dict(outputs)]
+        return [outputs]
+    total = sum(rows)
     for name, array in outputs.items():
         if array.ndim == 0 or array.shape[0] != total:
             raise ValueError(

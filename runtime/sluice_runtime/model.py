@@ -8,7 +8,7 @@ numpy arrays in and out.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,8 @@ class OnnxModel:
             digest=digest,
         )
         self._output_names = [spec.name for spec in outputs]
+        # Passed to every run: without options, onnxruntime makes default ones per call.
+        self._run_options = ort.RunOptions()
         self._text_outputs = [spec.name for spec in outputs if spec.datatype == "BYTES"]
         log.info(
             "loaded %s version %s on %s (providers %s)",
@@ -142,9 +144,9 @@ class OnnxModel:
             ", ".join(taken),
         )
 
-    def run(self, inputs: Mapping[str, np.ndarray[Any, Any]]) -> Arrays:
-        """Run the graph once and return every output by name."""
-        values = self._session.run(self._output_names, dict(inputs))
+    def run(self, inputs: Arrays) -> Arrays:
+        """Run the graph once and return every output by name (`inputs` is not changed)."""
+        values = self._session.run(self._output_names, inputs, self._run_options)
         outputs = dict(zip(self._output_names, values, strict=True))
         for name in self._text_outputs:
             outputs[name] = utf8_bytes(outputs[name])

@@ -8,7 +8,7 @@ batch size the batcher will use is exercised, since arenas are sized per shape.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from sluice_runtime.tensors import ModelMetadata, TensorSpec
 log = logging.getLogger(__name__)
 
 Array = np.ndarray[Any, Any]
-Runner = Callable[[Mapping[str, Array]], dict[str, Array]]
+Runner = Callable[[dict[str, Array]], dict[str, Array]]
 
 
 def warmup_batch_sizes(metadata: ModelMetadata) -> list[int]:
