@@ -186,6 +186,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated levels")
     parser.add_argument("--models", default="mlp,big", help="comma-separated: mlp, big")
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated")
+    parser.add_argument("--protocols", default=",".join(ALL), help="comma-separated")
     parser.add_argument("--out", type=Path, default=RESULTS / "peers.md")
     return parser.parse_args(argv)
 
@@ -223,8 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure_floor(prepared.served.path, b, settings.seconds) for b in (1, BATCH)
         ]
         client = Client(tools, prepared.bodies, WORK / f"{model.key}-requests")
-        for label, protocols in model.plan.items():
-            if label in chosen:
+        wanted = args.protocols.split(",")
+        for label, planned in model.plan.items():
+            protocols = tuple(protocol for protocol in planned if protocol in wanted)
+            if label in chosen and protocols:
                 rows |= measure_server(prepared, SERVERS[label], protocols, client, settings, notes)
     write_page(args.out, rows, floors, titles, settings, notes, load)
     args.out.with_suffix(".json").write_text(

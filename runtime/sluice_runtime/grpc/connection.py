@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -360,12 +360,19 @@ class GrpcConnection(asyncio.Protocol):
             return
         stream.body = bytearray()
         if method.unary is not None:
+            # Eager start: the call runs now, in this turn of the loop, up to its first
+            # suspension (the model's answer); a call that never suspends needs no task.
             call = self._unary(stream, method.unary(message, stream.head))
+            try:
+                suspended = call.send(None)
+            except StopIteration:
+                return
+            stream.task = self._loop.create_task(_finish(_Started(call, suspended)))
         else:
             assert method.stream is not None
             stream.streaming = True
             call = self._server_stream(stream, method.stream(message, stream.head))
-        stream.task = self._loop.create_task(call)
+            stream.task = self._loop.create_task(call)
         if stream.head.timeout is not None:
             stream.timer = self._loop.call_later(stream.head.timeout, self._expire, stream)
 
@@ -512,3 +519,35 @@ class GrpcConnection(asyncio.Protocol):
         if self._transport is not None:
             self._flush()
             self._transport.close()
+
+
+class _Started:
+    """The rest of a coroutine that already ran up to its first suspension, as an awaitable.
+
+    What Python 3.12's eager tasks do: the task created for it re-yields the future the
+    coroutine is waiting on, then relays results, exceptions and cancellation to it.
+    """
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], suspended: Any) -> None:
+        self._coroutine = coroutine
+        self._suspended = suspended
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coroutine, suspended = self._coroutine, self._suspended
+        while True:
+            try:
+                sent = yield suspended
+            except BaseException as error:  # cancellation included: the coroutine decides
+                try:
+                    suspended = coroutine.throw(error)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    suspended = coroutine.send(sent)
+                except StopIteration:
+                    return
+
+
+async def _finish(started: _Started) -> None:
+    await started
