@@ -57,7 +57,8 @@ class Pending(Generic[T]):
 
 def merge_key(inputs: Mapping[str, Array]) -> Hashable:
     """Requests merge only when every input agrees beyond dimension 0 (and in dtype)."""
-    return tuple((name, array.shape[1:], array.dtype.str) for name, array in inputs.items())
+    # The dtype itself, not its `.str`: equal dtypes hash alike, and `.str` builds a string.
+    return tuple([(name, array.shape[1:], array.dtype) for name, array in inputs.items()])
 
 
 class BatchQueue(Generic[T]):
