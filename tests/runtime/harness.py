@@ -105,6 +105,15 @@ class RuntimeProcess:
                 total += value
         return total
 
+    def wait_metric(self, name: str, at_least: float, timeout: float = 60, **labels: str) -> None:
+        """Poll /metrics until `metric(name, **labels)` reaches `at_least`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.metric(name, **labels) >= at_least:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{name}{labels} never reached {at_least}:\n{self.logs()}")
+
 
 def launch(
     uri: str,

@@ -75,6 +75,30 @@ def test_deadline_exceeded_ends_the_call_and_the_server_goes_on(
         infer(runtime, x, client_timeout=0.05)
     assert caught.value.status() == "StatusCode.DEADLINE_EXCEEDED"
     np.testing.assert_array_equal(infer(runtime, x), x)
+    # The server counts the expired call as DEADLINE_EXCEEDED when its own timer fires first,
+    # CANCELLED when the client's reset at the same deadline arrives first.
+    ended = [
+        runtime.metric("sluice_requests_total", protocol="grpc", code=code)
+        for code in ("DEADLINE_EXCEEDED", "CANCELLED")
+    ]
+    assert sum(ended) == 1, ended
+
+
+def test_a_call_the_client_cancels_is_counted_cancelled_and_others_go_on(
+    tmp_path: Path, start_runtime: StartRuntime
+) -> None:
+    runtime = start_runtime(slow(tmp_path / "slow.onnx", rounds=400))
+    request = pb.ModelInferRequest(model_name=runtime.model_name)
+    request.inputs.add(name="x", datatype="FP32", shape=[1, 4])
+    request.raw_input_contents.append(bytes(16))
+    with grpc.insecure_channel(runtime.grpc_address) as channel:
+        call = _model_infer(channel).future(request, timeout=60)
+        runtime.wait_metric("sluice_requests_in_flight", 1, protocol="grpc")
+        assert call.cancel()
+        runtime.wait_metric("sluice_requests_total", 1, protocol="grpc", code="CANCELLED")
+        answer = _model_infer(channel)(request, timeout=60)
+    assert np.frombuffer(answer.raw_output_contents[0], np.float32).tolist() == [0.0] * 4
+    assert runtime.metric("sluice_requests_in_flight", protocol="grpc") == 0
 
 
 def _model_infer(channel: grpc.Channel) -> Any:

@@ -118,7 +118,7 @@ def test_sigterm_under_load_completes_in_flight_requests_and_exits_zero(
             pool.submit(_infer_rest if i % 2 else _infer_grpc, runtime, x)
             for i, x in enumerate(inputs)
         ]
-        _wait_in_flight(runtime, len(inputs))
+        runtime.wait_metric("sluice_requests_in_flight", len(inputs))
         runtime.process.send_signal(signal.SIGTERM)
         answers = [future.result(timeout=120) for future in futures]
     assert runtime.wait_exit() == 0
@@ -158,13 +158,3 @@ def _infer_grpc(runtime: RuntimeProcess, x: Array) -> Array:
         output: Array | None = result.as_numpy("y")
         assert output is not None
         return output
-
-
-def _wait_in_flight(runtime: RuntimeProcess, count: int) -> None:
-    """Poll the in-flight gauge (both protocols) until `count` requests are inside."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if runtime.metric("sluice_requests_in_flight") >= count:
-            return
-        time.sleep(0.02)
-    raise AssertionError("requests never got in flight:\n" + runtime.logs())

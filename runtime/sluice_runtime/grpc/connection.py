@@ -407,15 +407,16 @@ class GrpcConnection(asyncio.Protocol):
     def _expire(self, stream: _Stream) -> None:
         stream.timer = None
         if not stream.answered:
-            self._cancel(stream)
+            self._cancel(stream, StatusCode.DEADLINE_EXCEEDED)
             self._answer_error(stream, StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
 
-    def _cancel(self, stream: _Stream) -> None:
+    def _cancel(self, stream: _Stream, why: StatusCode = StatusCode.CANCELLED) -> None:
+        """Stop a call's work; the handler sees a CancelledError carrying `why`'s name."""
         if stream.timer is not None:
             stream.timer.cancel()
             stream.timer = None
         if stream.task is not None and not stream.task.done():
-            stream.task.cancel()
+            stream.task.cancel(why.name)
 
     # -- answers -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ leaves as INTERNAL.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from time import perf_counter
@@ -96,6 +97,12 @@ class InferenceService:
                 answer = converters.infer_response_to_proto(response)
                 code, error = "OK", ""
                 return bytes(answer.SerializeToString())
+            except asyncio.CancelledError as cancelled:
+                # The connection says why: the deadline passed, or the client reset the
+                # stream or went away (connection.py cancels with the status name).
+                code = str(cancelled.args[0]) if cancelled.args else StatusCode.CANCELLED.name
+                error = "ended before it was answered"
+                raise
             except SluiceError as caught:
                 failure = GrpcError(status_code(caught), caught.message)
             except GrpcError as caught:
