@@ -17,12 +17,14 @@ from collections.abc import Sequence
 import kopf
 from prometheus_client import start_http_server
 
+from sluice_operator.cluster import Cluster
 from sluice_operator.gateway import Gateway, load_api_client
 from sluice_operator.handlers import Wakeups, build_registry
+from sluice_operator.informers import Informers
 from sluice_operator.metrics import OperatorMetrics
-from sluice_operator.naming import LABEL_ISVC
 from sluice_operator.reconcile import Reconciler
 from sluice_operator.settings import Settings
+from sluice_operator.store import Store, own_name, owner_label
 
 FINALIZER = "serving.sluice.dev/operator"
 
@@ -67,13 +69,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def kopf_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
-    """kopf tuned for this operator: our own Events, server-side label filters, no scanning."""
+    """kopf tuned for this operator: our own Events, no scanning."""
     settings = kopf.OperatorSettings()
     settings.posting.enabled = False
     settings.persistence.finalizer = FINALIZER
     settings.scanning.disabled = True
-    settings.watching.label_selectors["apps", "v1", "deployments"] = LABEL_ISVC
-    settings.watching.label_selectors["", "v1", "pods"] = LABEL_ISVC
     settings.peering.standalone = args.peering is None
     if args.peering is not None:
         settings.peering.name = args.peering
@@ -94,8 +94,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     metrics = OperatorMetrics.create()
     if args.metrics_port:
         start_http_server(args.metrics_port, registry=metrics.registry)
-    reconciler = Reconciler(Gateway(load_api_client()), settings, metrics)
-    registry = build_registry(reconciler, Wakeups(), settings.resync_seconds)
+    isvcs, children = Store(own_name), Store(owner_label)
+    namespaces = None if args.all_namespaces else tuple(args.namespaces)
+    # Watches hold their connections for minutes: a client of their own leaves the reconcile
+    # threads' pool to them.
+    informers = Informers(Gateway(load_api_client()), children, namespaces)
+    cluster = Cluster(Gateway(load_api_client()), isvcs, children, informers)
+    reconciler = Reconciler(cluster, settings, metrics)
+    registry = build_registry(reconciler, Wakeups(), settings.resync_seconds, isvcs, informers)
     health = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     kopf.run(
         registry=registry,

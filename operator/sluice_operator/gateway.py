@@ -9,23 +9,24 @@ backoff; anything else is raised to the caller, which retries the whole pass lat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
 
 from sluice_operator import spec
 from sluice_operator.events import Event
-from sluice_operator.live import CHILD_KINDS, LiveState
-from sluice_operator.naming import FIELD_MANAGER, LABEL_ISVC, LABEL_ROLE, Manifest
+from sluice_operator.naming import FIELD_MANAGER, LABEL_ROLE, Manifest
 from sluice_operator.plan import ObjectRef
 
 log = logging.getLogger(__name__)
@@ -45,20 +46,22 @@ RETRIED_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0)
 REQUEST_TIMEOUT_SECONDS = 30
 ISVC_API_VERSION = f"{spec.API_GROUP}/{spec.API_VERSION}"
+LIST_PAGE = 500
 CONNECTIONS = 32
 """Kept-alive connections to the API server: one per reconcile thread (handlers.py), where
 the client's default (five per core) would make threads wait for a connection."""
 
 RBAC_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # (apiGroup, resource, verbs) this module uses; kopf adds its own watches and patches.
+    # Children and pods are listed and watched (informers.py), never listed per reconciliation.
     (spec.API_GROUP, spec.PLURAL, ("get",)),
     (spec.API_GROUP, f"{spec.PLURAL}/status", ("patch",)),
-    ("apps", "deployments", ("list", "patch", "delete")),
-    ("", "services", ("list", "patch", "delete")),
-    ("", "configmaps", ("list", "patch", "delete")),
-    ("autoscaling", "horizontalpodautoscalers", ("list", "patch", "delete")),
-    ("policy", "poddisruptionbudgets", ("list", "patch", "delete")),
-    ("", "pods", ("list",)),
+    ("apps", "deployments", ("list", "watch", "patch", "delete")),
+    ("", "services", ("list", "watch", "patch", "delete")),
+    ("", "configmaps", ("list", "watch", "patch", "delete")),
+    ("autoscaling", "horizontalpodautoscalers", ("list", "watch", "patch", "delete")),
+    ("policy", "poddisruptionbudgets", ("list", "watch", "patch", "delete")),
+    ("", "pods", ("list", "watch")),
     ("", "events", ("create",)),
 )
 
@@ -74,10 +77,16 @@ def load_api_client() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def collection_path(api_version: str, kind: str, namespace: str) -> str:
-    """/api/v1/namespaces/NS/PLURAL or /apis/GROUP/VERSION/namespaces/NS/PLURAL."""
+def collection_path(api_version: str, kind: str, namespace: str | None) -> str:
+    """/api/v1/namespaces/NS/PLURAL or /apis/GROUP/VERSION/namespaces/NS/PLURAL; without a
+    namespace, the collection across all of them."""
     prefix = "/api" if "/" not in api_version else "/apis"
-    return f"{prefix}/{api_version}/namespaces/{namespace}/{PLURALS[kind]}"
+    scope = "" if namespace is None else f"/namespaces/{namespace}"
+    return f"{prefix}/{api_version}{scope}/{PLURALS[kind]}"
+
+
+class Expired(Exception):
+    """The resource version a watch started from is gone (410): list afresh."""
 
 
 class Gateway:
@@ -97,16 +106,61 @@ class Gateway:
                 return None
             raise
 
-    def read_children(self, namespace: str, isvc: str) -> LiveState:
-        """Every child kind and the pods, listed by the `sluice.dev/isvc` label."""
-        query = [("labelSelector", f"{LABEL_ISVC}={isvc}")]
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str | None, selector: str
+    ) -> tuple[list[Manifest], str]:
+        """Every object of `kind` matching the label `selector` (in pages, so a listing of
+        thousands of pods is never one huge answer), and the resourceVersion to watch from."""
+        path = collection_path(api_version, kind, namespace)
         items: list[Manifest] = []
-        for api_version, kind in CHILD_KINDS:
-            listed = self._call("GET", collection_path(api_version, kind, namespace), query=query)
-            for item in listed.get("items", []):
+        token = ""
+        while True:
+            query = [("labelSelector", selector), ("limit", str(LIST_PAGE))]
+            if token:
+                query.append(("continue", token))
+            page = self._call("GET", path, query=query)
+            for item in page.get("items", []):
                 items.append({"apiVersion": api_version, "kind": kind, **item})
-        pods = self._call("GET", collection_path("v1", "Pod", namespace), query=query)
-        return LiveState.of(items, pods.get("items", []))
+            meta = page.get("metadata", {})
+            token = meta.get("continue") or ""
+            if not token:
+                return items, str(meta.get("resourceVersion", ""))
+
+    def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        selector: str,
+        resource_version: str,
+        seconds: int,
+    ) -> WatchStream:
+        """Changes after `resource_version`, for `seconds` (the API server then ends the
+        stream); bookmarks keep the version fresh in quiet times. Raises Expired on 410."""
+        query = [
+            ("watch", "true"),
+            ("labelSelector", selector),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(seconds)),
+        ]
+        try:
+            response = self._api.call_api(
+                collection_path(api_version, kind, namespace),
+                "GET",
+                query_params=query,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                response_types_map={},
+                _return_http_data_only=True,
+                _preload_content=False,
+                _request_timeout=(REQUEST_TIMEOUT_SECONDS, seconds + REQUEST_TIMEOUT_SECONDS),
+            )
+        except ApiException as error:
+            if error.status == 410:
+                raise Expired(f"{kind}: {error.reason}") from error
+            raise
+        return WatchStream(response)
 
     def apply(self, obj: Manifest) -> Manifest:
         """Server-side apply, forced: the operator owns what it sends."""
@@ -117,12 +171,14 @@ class Gateway:
             "PATCH", path, query=query, body=obj, content="application/apply-patch+yaml"
         )
 
-    def drain(self, ref: ObjectRef) -> None:
+    def drain(self, ref: ObjectRef) -> Manifest:
         """Set the role label to `draining` with a merge patch (an apply would drop the spec)."""
         path = f"{collection_path(ref.api_version, ref.kind, ref.namespace)}/{ref.name}"
         body = {"metadata": {"labels": {LABEL_ROLE: "draining"}}}
         query = [("fieldManager", FIELD_MANAGER)]
-        self._call("PATCH", path, query=query, body=body, content="application/merge-patch+json")
+        return self._call(
+            "PATCH", path, query=query, body=body, content="application/merge-patch+json"
+        )
 
     def delete(self, ref: ObjectRef) -> None:
         """Delete in the background (the garbage collector removes pods); gone is fine."""
@@ -134,8 +190,8 @@ class Gateway:
             if error.status != 404:
                 raise
 
-    def apply_status(self, namespace: str, name: str, status: Manifest) -> None:
-        """Server-side apply of the status subresource."""
+    def apply_status(self, namespace: str, name: str, status: Manifest) -> Manifest:
+        """Server-side apply of the status subresource; the InferenceService as stored."""
         path = f"{collection_path(ISVC_API_VERSION, spec.KIND, namespace)}/{name}/status"
         body = {
             "apiVersion": ISVC_API_VERSION,
@@ -144,7 +200,9 @@ class Gateway:
             "status": status,
         }
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
-        self._call("PATCH", path, query=query, body=body, content="application/apply-patch+yaml")
+        return self._call(
+            "PATCH", path, query=query, body=body, content="application/apply-patch+yaml"
+        )
 
     def post_event(self, isvc: Manifest, event: Event) -> None:
         """A core/v1 Event about the InferenceService."""
@@ -202,6 +260,39 @@ class Gateway:
             return json.loads(data) if data else {}
 
         return _retrying(once, f"{method} {path}")
+
+
+class WatchStream:
+    """One watch request: iterate for (type, object) events; `close` from another thread ends
+    the iteration (the operator stopping)."""
+
+    def __init__(self, response: urllib3.HTTPResponse) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[tuple[str, Manifest]]:
+        try:
+            for line in iter_resp_lines(self._response):
+                if not line:
+                    continue
+                event = json.loads(line)
+                kind, obj = event["type"], event["object"]
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise Expired(str(obj.get("message")))
+                    raise WatchFailed(f"{obj.get('code')} {obj.get('message')}")
+                yield kind, obj
+        finally:
+            self._response.release_conn()
+
+    def close(self) -> None:
+        """Shut the socket for reading: a read blocked in another thread returns at once
+        (closing the response instead would wait for that read to finish)."""
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            self._response.shutdown()
+
+
+class WatchFailed(Exception):
+    """The API server ended a watch with an error other than 410."""
 
 
 def _retrying(call: Callable[[], T], what: str) -> T:

@@ -3,8 +3,10 @@
 Why a daemon rather than create/update handlers: reconciliation here is level-based (every
 pass reads everything), so one serial loop per object is all that is needed: it runs on
 creation and on operator start (kopf's resume), then whenever the InferenceService's
-generation changes or one of its Deployments or pods changes, and at least every resync
-period. Bursts of events collapse into one pass. kopf stops the daemon when the object is
+generation changes or one of its children or pods changes (the informers' watches, started
+with the operator, say so), and at least every resync period. Bursts of events collapse into
+one pass. kopf watches only InferenceServices; its event handler keeps their latest version in
+the store the reconciliation reads. kopf stops the daemon when the object is
 deleted or when peering pauses this operator. And with no change-detecting handlers, kopf
 keeps no last-handled-configuration annotation on the object (its 262 KB limit, kopf#1087,
 never applies); the only thing kopf adds is the finalizer that lets it stop the daemon.
@@ -14,15 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 
 from sluice_operator import spec
-from sluice_operator.naming import LABEL_ISVC
+from sluice_operator.informers import Informers
 from sluice_operator.reconcile import Reconciler
+from sluice_operator.store import Store
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -82,12 +84,29 @@ async def _sleep_or_wake(wake: asyncio.Event, stopped: kopf.DaemonStopped, secon
 
 
 def build_registry(
-    reconciler: Reconciler, wakeups: Wakeups, resync_seconds: float
+    reconciler: Reconciler,
+    wakeups: Wakeups,
+    resync_seconds: float,
+    isvcs: Store,
+    informers: Informers,
 ) -> kopf.OperatorRegistry:
     """A registry holding the loop and the watches (nothing registers at import time)."""
     registry = kopf.OperatorRegistry()
     resource = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
     executor = ThreadPoolExecutor(RECONCILE_THREADS, thread_name_prefix="reconcile")
+
+    @kopf.on.startup(registry=registry)
+    async def watch_children(**_: Any) -> None:
+        loop = asyncio.get_running_loop()
+
+        def changed(key: Key) -> None:
+            loop.call_soon_threadsafe(wakeups.poke, key)
+
+        informers.start(changed)
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_watching(**_: Any) -> None:
+        await asyncio.to_thread(informers.stop)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -126,22 +145,14 @@ def build_registry(
 
     @kopf.on.event(*resource, registry=registry)
     async def spec_event(
-        type: str | None, namespace: str | None, name: str, meta: kopf.Meta, **_: Any
+        event: kopf.RawEvent, namespace: str | None, name: str, meta: kopf.Meta, **_: Any
     ) -> None:
         key = (namespace or "", name)
-        if type == "DELETED":
+        # kopf's first listing comes as events without a type: they are objects seen.
+        isvcs.observe(event["type"] or "ADDED", dict(event["object"]))
+        if event["type"] == "DELETED":
             wakeups.forget(key)
         elif wakeups.spec_changed(key, meta.get("generation")):
             wakeups.poke(key)
-
-    @kopf.on.event(
-        "apps", "v1", "deployments", labels={LABEL_ISVC: kopf.PRESENT}, registry=registry
-    )
-    async def deployment_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-        wakeups.poke((namespace or "", labels[LABEL_ISVC]))
-
-    @kopf.on.event("", "v1", "pods", labels={LABEL_ISVC: kopf.PRESENT}, registry=registry)
-    async def pod_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-        wakeups.poke((namespace or "", labels[LABEL_ISVC]))
 
     return registry

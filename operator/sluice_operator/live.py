@@ -1,7 +1,8 @@
 """What exists in the cluster for one InferenceService, as plain manifests, and reading it.
 
-The gateway fills a `LiveState` from list calls; everything else only reads it, so the pure
-core can be tested with hand-written objects of exactly the shape the API server returns.
+The store (store.py, filled by watches) hands out a `LiveState`; everything else only reads it,
+so the pure core can be tested with hand-written objects of exactly the shape the API server
+returns.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
 )
-"""(apiVersion, kind) of every object type the operator creates; listed by label each pass."""
+"""(apiVersion, kind) of every object type the operator creates; watched by label."""
 
 
 @dataclass(frozen=True)

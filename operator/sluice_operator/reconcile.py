@@ -1,9 +1,10 @@
 """One reconciliation: read -> pure core -> write, repeated until a pass has nothing to write.
 
-Each pass reads the InferenceService and its children afresh, so a decision never rests on what
-the operator believes it wrote. Deletions in particular wait for a pass that sees traffic gone
-(see `plan`). Status is computed and written once, from the last pass's reading, and only when
-it differs from the stored status; Events go out for the transitions between the two.
+Each pass reads the InferenceService and its children afresh, from memory that watches keep
+current (cluster.py) and that holds the API server's answer to each of our writes: never from
+what the operator meant to write. Deletions in particular wait for a pass that sees traffic
+gone (see `plan`). Status is computed and written once, from the last pass's reading, and
+only when it differs from the stored status; Events go out for the transitions between the two.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from sluice_operator import desired as desired_mod
 from sluice_operator import events, spec, status
-from sluice_operator.gateway import Gateway
+from sluice_operator.cluster import Cluster
 from sluice_operator.live import LiveState
 from sluice_operator.metrics import OperatorMetrics
 from sluice_operator.naming import Manifest
@@ -49,16 +50,17 @@ class _Pass:
 
 
 class Reconciler:
-    """Ties the gateway to the pure core; one instance serves every InferenceService."""
+    """Ties the cluster (memory for reads, the gateway for writes) to the pure core; one
+    instance serves every InferenceService."""
 
     def __init__(
         self,
-        gateway: Gateway,
+        cluster: Cluster,
         settings: Settings,
         metrics: OperatorMetrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._gateway = gateway
+        self._cluster = cluster
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
@@ -103,12 +105,12 @@ class Reconciler:
         return Outcome(settled=current.plan.empty, writes=writes), result
 
     def _observe(self, namespace: str, name: str) -> _Pass | tuple[Outcome, str]:
-        body = self._gateway.get_isvc(namespace, name)
+        body = self._cluster.get_isvc(namespace, name)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
             return Outcome(settled=True, writes=0), "gone"
         try:
             isvc = spec.parse({**body, "status": None})
-            live = self._gateway.read_children(namespace, name)
+            live = self._cluster.read_children(namespace, name)
             desired = desired_mod.build(isvc, self._settings, live)
         except (spec.SpecError, ValidationError) as error:
             log.warning("%s/%s: spec refused: %s", namespace, name, error)
@@ -123,13 +125,13 @@ class Reconciler:
     def _execute(self, plan: Plan) -> int:
         written = self._metrics.objects_written
         for obj in plan.apply:
-            self._gateway.apply(obj)
+            self._cluster.apply(obj)
             written.labels(obj["kind"], "apply").inc()
         for ref in plan.drain:
-            self._gateway.drain(ref)
+            self._cluster.drain(ref)
             written.labels(ref.kind, "drain").inc()
         for ref in plan.delete:
-            self._gateway.delete(ref)
+            self._cluster.delete(ref)
             written.labels(ref.kind, "delete").inc()
         return len(plan.apply) + len(plan.drain) + len(plan.delete)
 
@@ -138,11 +140,11 @@ class Reconciler:
         if rendered == body.get("status"):
             return 0
         meta = body["metadata"]
-        self._gateway.apply_status(meta["namespace"], meta["name"], rendered)
+        self._cluster.apply_status(meta["namespace"], meta["name"], rendered)
         self._metrics.objects_written.labels(spec.KIND, "status").inc()
         writes = 1
         for event in events.transitions(_previous_status(body), new):
-            self._gateway.post_event(body, event)
+            self._cluster.post_event(body, event)
             self._metrics.objects_written.labels("Event", "event").inc()
             writes += 1
         return writes

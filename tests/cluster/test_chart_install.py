@@ -88,6 +88,10 @@ def test_chart_installs_and_its_pods_pass_restricted_pod_security(
         (("patch", "horizontalpodautoscalers.autoscaling"), True),
         (("delete", "poddisruptionbudgets.policy"), True),
         (("watch", "pods"), True),
+        (("watch", "services"), True),
+        (("watch", "configmaps"), True),
+        (("watch", "horizontalpodautoscalers.autoscaling"), True),
+        (("watch", "poddisruptionbudgets.policy"), True),
         (("create", "events"), True),
         (("patch", "kopfpeerings.kopf.dev"), True),
         (("delete", "inferenceservices.serving.sluice.dev"), False),
@@ -126,7 +130,8 @@ def test_gateway_can_create_and_change_children_as_the_operator_account(
     release: str,
     kubeconfig_for_service_account: Callable[[str, str], Path],
 ) -> None:
-    """The gateway's own server-side applies, under the chart's RBAC: create, change, delete."""
+    """The gateway's own calls under the chart's RBAC: server-side applies that create and
+    change, the labelled listing and watch the informers make, delete."""
     kubeconfig = kubeconfig_for_service_account(chart_namespace, f"{release}-operator")
     gateway = Gateway(config.new_client_from_config(config_file=str(kubeconfig)))
     config_map = {
@@ -140,9 +145,16 @@ def test_gateway_can_create_and_change_children_as_the_operator_account(
         "data": {"a": "1"},
     }
     gateway.apply(config_map)
-    gateway.apply({**config_map, "data": {"a": "2"}})
-    live = gateway.read_children(chart_namespace, "probe")
-    assert live.objects["ConfigMap"]["probe"]["data"] == {"a": "2"}
+    items, version = gateway.list_objects("v1", "ConfigMap", chart_namespace, LABEL_ISVC)
+    assert [(i["kind"], i["metadata"]["name"], i["data"]) for i in items] == [
+        ("ConfigMap", "probe", {"a": "1"})
+    ]
+    changed = gateway.apply({**config_map, "data": {"a": "2"}})
+    stream = gateway.watch("v1", "ConfigMap", chart_namespace, LABEL_ISVC, version, 10)
+    event_type, seen = next(e for e in stream if e[0] != "BOOKMARK")
+    stream.close()
+    assert (event_type, seen["data"]) == ("MODIFIED", {"a": "2"})
+    assert seen["metadata"]["resourceVersion"] == changed["metadata"]["resourceVersion"]
     gateway.delete(ObjectRef.of(config_map))
     assert (
         control_plane.kubectl(

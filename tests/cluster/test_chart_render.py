@@ -166,16 +166,12 @@ def test_pod_and_container_are_hardened(helm: Helm) -> None:
     assert resources["limits"]["memory"]
 
 
-# What kopf itself does with the handlers handlers.py registers: list+watch what it watches,
-# patch its finalizer onto InferenceServices.
+# What kopf itself does with the handlers handlers.py registers: list+watch InferenceServices
+# (the only kind it watches), patch its finalizer onto them.
 KOPF_RULES = {
     ("serving.sluice.dev", "inferenceservices", "list"),
     ("serving.sluice.dev", "inferenceservices", "watch"),
     ("serving.sluice.dev", "inferenceservices", "patch"),
-    ("apps", "deployments", "list"),
-    ("apps", "deployments", "watch"),
-    ("", "pods", "list"),
-    ("", "pods", "watch"),
 }
 
 

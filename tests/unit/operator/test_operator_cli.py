@@ -61,11 +61,6 @@ def test_peering_replicas_get_distinct_priorities_unless_given() -> None:
     assert fixed.peering.mandatory is True
 
 
-def test_children_are_filtered_by_label_on_the_server() -> None:
-    settings = cli.kopf_settings(cli.parse_args(["--all-namespaces"]))
-    assert sorted(settings.watching.label_selectors.values()) == ["sluice.dev/isvc"] * 2
-
-
 def test_a_poke_wakes_only_its_own_loop() -> None:
     async def scenario() -> tuple[bool, bool]:
         wakeups = Wakeups()
