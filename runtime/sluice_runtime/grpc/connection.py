@@ -101,6 +101,7 @@ class GrpcConnection(asyncio.Protocol):
         self._received = 0  # DATA bytes since our last connection WINDOW_UPDATE
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        self._receiving = False  # inside data_received, which flushes when it is done
         self._going_away = False
         self.closed = self._loop.create_future()
 
@@ -120,28 +121,33 @@ class GrpcConnection(asyncio.Protocol):
         transport.write(frames.settings(announce) + frames.window_update(0, grow))
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
+        self._buffer += data
+        self._receiving = True
         try:
-            if not self._preface:
-                if len(buffer) < len(frames.PREFACE):
-                    if not frames.PREFACE.startswith(bytes(buffer)):
-                        raise frames.ConnectionFailure(ErrorCode.PROTOCOL_ERROR, "not HTTP/2")
-                    return
-                if buffer[: len(frames.PREFACE)] != frames.PREFACE:
-                    raise frames.ConnectionFailure(
-                        ErrorCode.PROTOCOL_ERROR, "not an HTTP/2 connection preface"
-                    )
-                del buffer[: len(frames.PREFACE)]
-                self._preface = True
-            received, used = frames.split_frames(buffer, MAX_FRAME)
-            del buffer[:used]
-            for frame in received:
-                self._on_frame(frame)
+            self._receive()
         except frames.ConnectionFailure as error:
             self._fail(error.code, error.message)
-            return
+        finally:
+            self._receiving = False
         self._flush()
+
+    def _receive(self) -> None:
+        buffer = self._buffer
+        if not self._preface:
+            if len(buffer) < len(frames.PREFACE):
+                if not frames.PREFACE.startswith(bytes(buffer)):
+                    raise frames.ConnectionFailure(ErrorCode.PROTOCOL_ERROR, "not HTTP/2")
+                return
+            if buffer[: len(frames.PREFACE)] != frames.PREFACE:
+                raise frames.ConnectionFailure(
+                    ErrorCode.PROTOCOL_ERROR, "not an HTTP/2 connection preface"
+                )
+            del buffer[: len(frames.PREFACE)]
+            self._preface = True
+        received, used = frames.split_frames(buffer, MAX_FRAME)
+        del buffer[:used]
+        for frame in received:
+            self._on_frame(frame)
 
     def pause_writing(self) -> None:
         # A client that does not read its answers stops being read from.
@@ -494,10 +500,17 @@ class GrpcConnection(asyncio.Protocol):
     # -- output ------------------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
+        """Queue bytes: sent at the end of data_received, at once when no other call is
+        open on the connection (nothing else could join them), else at the end of this turn
+        of the loop, so answers finished together leave in one send."""
         self._out.append(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+        if self._flush_scheduled or self._receiving:
+            return
+        if not self._streams:
+            self._flush()
+            return
+        self._flush_scheduled = True
+        self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
