@@ -68,21 +68,26 @@ def infer_request_from_proto(message: Any, fallback_id: str) -> InferRequest:
             data = array_from_raw(name, datatype, shape, raw[index])
         else:
             data = _from_contents(name, datatype, shape, item.contents)
-        parameters = check_parameters(parameters_from_proto(item.parameters), f"input '{name}'")
+        parameters = _checked(item.parameters, "input", name)
         inputs.append(Tensor(name, datatype, shape, data, parameters))
     outputs = [
-        RequestedOutput(
-            output.name,
-            check_parameters(parameters_from_proto(output.parameters), f"output '{output.name}'"),
-        )
+        RequestedOutput(output.name, _checked(output.parameters, "output", output.name))
         for output in message.outputs
     ]
     return InferRequest(
         id=message.id or fallback_id,
         inputs=inputs,
         outputs=outputs or None,
-        parameters=check_parameters(parameters_from_proto(message.parameters), "request"),
+        parameters=_checked(message.parameters, "request", ""),
     )
+
+
+def _checked(parameters: Mapping[str, Any], kind: str, name: str) -> Parameters:
+    # Most requests carry no parameters: skip the conversion and the owner's name then.
+    if not parameters:
+        return {}
+    owner = f"{kind} '{name}'" if name else kind
+    return check_parameters(parameters_from_proto(parameters), owner)
 
 
 def _from_contents(name: str, datatype: str, shape: tuple[int, ...], contents: Any) -> Any:
