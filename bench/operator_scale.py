@@ -29,7 +29,7 @@ from typing import Any
 from kubernetes import client, watch
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.operator_scale_report import Latency, ScaleRun, write_page
+from bench.operator_scale_report import Latency, ScaleRun, ServiceCosts, write_page
 from bench.peers_servers import CLOCK_TICKS, parse_stat
 from tests.cluster import controlplane
 from tests.cluster.components import fake_node
@@ -119,13 +119,33 @@ def flow_schema(service_account: str) -> dict[str, Any]:
 
 def apiserver_requests(cluster: ControlPlane) -> float:
     """Requests the API server dispatched for the operator's FlowSchema so far."""
+    return _sum_samples(
+        cluster,
+        "apiserver_flowcontrol_dispatched_requests_total",
+        {"flow_schema": FLOW_SCHEMA},
+    )
+
+
+def service_costs(cluster: ControlPlane) -> ServiceCosts:
+    """What creating Services has cost the API server so far: every create allocates a
+    ClusterIP, and the allocator does one at a time (a lock around an IPAddress create)."""
+    apply = {"verb": "APPLY", "resource": "services"}
+    allocation = "kube_apiserver_clusterip_allocator_allocation_duration_seconds"
+    return ServiceCosts(
+        creates=_sum_samples(cluster, "apiserver_request_duration_seconds_count", apply),
+        create_seconds=_sum_samples(cluster, "apiserver_request_duration_seconds_sum", apply),
+        allocations=_sum_samples(cluster, f"{allocation}_count", {}),
+        allocation_seconds=_sum_samples(cluster, f"{allocation}_sum", {}),
+    )
+
+
+def _sum_samples(cluster: ControlPlane, name: str, labels: dict[str, str]) -> float:
+    """The sum of the API server's samples named `name` whose labels include `labels`."""
     text = cluster.kubectl("get", "--raw", "/metrics").stdout
     total = 0.0
     for family in text_string_to_metric_families(text):
-        if family.name != "apiserver_flowcontrol_dispatched_requests":
-            continue
         for sample in family.samples:
-            if sample.name.endswith("_total") and sample.labels.get("flow_schema") == FLOW_SCHEMA:
+            if sample.name == name and labels.items() <= sample.labels.items():
                 total += sample.value
     return total
 
@@ -329,6 +349,7 @@ def bulk(rig: Rig, watcher: Watcher, count: int, timeout: float, run: ScaleRun) 
     times as long) so that the resync phase starts from a settled state."""
     bodies = [manifest(f"bench-{i:04d}", mix(i)) for i in range(count)]
     requests0, writes0, cpu0 = rig.requests(), rig.operator.writes(), cpu_seconds(rig.pid)
+    passes0, services0 = rig.operator.reconciliations(), service_costs(rig.cluster)
     began = time.monotonic()
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(rig.create, bodies))
@@ -349,6 +370,8 @@ def bulk(rig: Rig, watcher: Watcher, count: int, timeout: float, run: ScaleRun) 
             run.bulk_requests = rig.requests() - requests0
             run.bulk_writes = rig.operator.writes() - writes0
             run.bulk_cpu_seconds = cpu_seconds(rig.pid) - cpu0
+            run.bulk_passes = rig.operator.reconciliations() - passes0
+            run.services = service_costs(rig.cluster) - services0
         if ready == count or now > cap:
             break
         time.sleep(1.0)
@@ -378,6 +401,7 @@ def resync(rig: Rig, count: int, resync_seconds: float, run: ScaleRun) -> None:
         rig.operator.reconciliations(),
         rig.requests(),
     )
+    written0 = _written(rig)
     began = time.monotonic()
     wait_for(
         lambda: rig.operator.reconciliations() - passes0 >= count,
@@ -388,7 +412,15 @@ def resync(rig: Rig, count: int, resync_seconds: float, run: ScaleRun) -> None:
     run.resync_passes = rig.operator.reconciliations() - passes0
     run.resync_writes = rig.operator.writes() - writes0
     run.resync_requests = rig.requests() - requests0
-    run.written = {
+    run.written = _written(rig)
+    run.resync_written = {
+        k: v - written0.get(k, 0.0) for k, v in run.written.items() if v != written0.get(k, 0.0)
+    }
+
+
+def _written(rig: Rig) -> dict[str, float]:
+    """The operator's writes so far by kind and action."""
+    return {
         k: v
         for k, v in rig.operator.metrics().items()
         if k.startswith("sluice_operator_objects_written_total")

@@ -30,6 +30,36 @@ class Latency:
         return cls(statistics.median(ordered), ordered[rank - 1], len(ordered))
 
 
+@dataclass(frozen=True)
+class ServiceCosts:
+    """The API server's own figures for Service creates and their ClusterIP allocations."""
+
+    creates: float = 0.0
+    create_seconds: float = 0.0
+    allocations: float = 0.0
+    allocation_seconds: float = 0.0
+
+    def __sub__(self, before: ServiceCosts) -> ServiceCosts:
+        return ServiceCosts(
+            self.creates - before.creates,
+            self.create_seconds - before.create_seconds,
+            self.allocations - before.allocations,
+            self.allocation_seconds - before.allocation_seconds,
+        )
+
+    def text(self) -> str:
+        """Creates and their mean latency, allocations and theirs, and what the allocations
+        add up to (they run one at a time: a floor under the time to create them all)."""
+        if not self.creates or not self.allocations:
+            return "none"
+        create_ms = 1e3 * self.create_seconds / self.creates
+        allocation_ms = 1e3 * self.allocation_seconds / self.allocations
+        return (
+            f"{self.creates:,.0f} creates, {create_ms:,.0f} ms each; {self.allocations:,.0f} "
+            f"allocations, {allocation_ms:,.0f} ms each, {self.allocation_seconds:,.0f} s in all"
+        )
+
+
 @dataclass
 class ScaleRun:
     """Everything one run measured."""
@@ -48,11 +78,14 @@ class ScaleRun:
     bulk_requests: float = 0.0
     bulk_writes: float = 0.0
     bulk_cpu_seconds: float = 0.0
+    bulk_passes: float = 0.0
     resync_seconds: float = 0.0
     resync_passes: float = 0.0
     resync_writes: float = 0.0
     resync_requests: float = 0.0
     written: dict[str, float] = field(default_factory=dict)
+    resync_written: dict[str, float] = field(default_factory=dict)
+    services: ServiceCosts = field(default_factory=ServiceCosts)
     children_per_isvc: int = 0
     children_latency: Latency | None = None
     ready_latency: Latency | None = None
@@ -142,7 +175,10 @@ def render(run: ScaleRun) -> str:
         f"({run.bulk_requests / per:.1f} per InferenceService) |",
         f"| objects written, same window | {run.bulk_writes:,.0f} "
         f"({run.bulk_writes / per:.1f} per InferenceService) |",
-        f"| operator CPU, same window | {run.bulk_cpu_seconds:.1f} s |",
+        f"| operator CPU and reconciliations, same window | {run.bulk_cpu_seconds:.1f} s, "
+        f"{run.bulk_passes:,.0f} ({run.bulk_passes / per:.1f} per InferenceService) |",
+        "| API server, same window: Services (all clients) and their ClusterIP allocations "
+        f"| {run.services.text()} |",
         f"| no-op resync: reconciliations / writes / API requests | {run.resync_passes:,.0f} / "
         f"{run.resync_writes:.0f} / {run.resync_requests:,.0f} in {run.resync_seconds:.1f} s |",
         f"| reconcile errors | {run.errors:.0f} |",
@@ -155,6 +191,9 @@ def render(run: ScaleRun) -> str:
             f"| single InferenceService: apply -> Ready, p50 / p99 | "
             f"{1e3 * r.p50:.0f} / {1e3 * r.p99:.0f} ms |",
         ]
+    if run.resync_written:
+        lines += ["", "Written during the no-op resync:", ""]
+        lines += [f"- `{k}`: {v:,.0f}" for k, v in sorted(run.resync_written.items())]
     lines += ["", "## Ready over time", "", *progress_table(run), ""]
     if run.written:
         lines += [

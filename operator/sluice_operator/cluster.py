@@ -9,6 +9,8 @@ sees it even before the watch delivers it, and does not write it again.
 
 from __future__ import annotations
 
+import logging
+
 from sluice_operator import spec
 from sluice_operator.events import Event
 from sluice_operator.gateway import Gateway
@@ -18,6 +20,7 @@ from sluice_operator.naming import Manifest
 from sluice_operator.plan import ObjectRef
 from sluice_operator.store import Store
 
+log = logging.getLogger(__name__)
 SYNC_TIMEOUT_SECONDS = 60.0
 """How long a reconciliation waits for the first listing of every watched kind."""
 
@@ -37,7 +40,10 @@ class Cluster:
         """The InferenceService as last seen; asked of the API server only when kopf's watch
         has not delivered it (then the answer is not kept: a deletion may be on its way)."""
         held = self._isvcs.get(spec.KIND, namespace, name)
-        return held if held is not None else self._gateway.get_isvc(namespace, name)
+        if held is not None:
+            return held
+        log.debug("%s/%s: not seen on the watch; asking the API server", namespace, name)
+        return self._gateway.get_isvc(namespace, name)
 
     def read_children(self, namespace: str, isvc: str) -> LiveState:
         """Its children and pods, once every watched kind has been listed."""
