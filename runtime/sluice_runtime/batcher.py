@@ -214,7 +214,6 @@ class Batcher:
 
     def _serve(self, outbox: _Outbox) -> None:
         """Run batches until the `None` that `stop` sends; touch futures only via the loop."""
-        yield_on_wake()
         get = self._inbox.get
         while (batch := get()) is not None:
             if self._merging:
@@ -246,25 +245,6 @@ class Batcher:
             self._metrics.inference_seconds.observe(self._clock() - started)
             self._metrics.batch_size.observe(len(run))
         outbox.post((run, answers, last))
-
-
-def yield_on_wake() -> None:
-    """Put the calling thread under SCHED_BATCH, where available: woken, it does not preempt.
-
-    Why: on a busy core, the event loop hands a batch over and goes on until it waits for
-    I/O, and only then frees the GIL. A model thread that preempted it on wake-up would
-    find the GIL taken and sleep again; the same happens the other way when the answer
-    wakes the loop. That doubled the context switches of every hop (measured: about 3
-    voluntary and 3 involuntary per request, 2 and 0 with this). Nothing else changes: the
-    thread keeps its share of the CPU, and on an idle core it runs at once.
-    """
-    policy = getattr(os, "SCHED_BATCH", None)
-    if policy is None:
-        return
-    try:
-        os.sched_setscheduler(0, policy, os.sched_param(0))
-    except OSError as error:  # a seccomp profile may refuse it; the hop just costs more
-        log.debug("the model thread stays under the default scheduling policy: %s", error)
 
 
 def _as_sluice_error(error: Exception) -> SluiceError:
