@@ -1,4 +1,5 @@
-"""The one module that talks to the Kubernetes API (reads, server-side apply, deletes, events).
+"""The one module that talks to the Kubernetes API: lists and watches (for the informers), single
+reads, server-side applies, deletes, events.
 
 Every write uses the field manager `sluice-operator`. Applies force: the operator owns its
 children outright, so a field another manager took (a `kubectl edit`) is taken back. The HPA's

@@ -24,10 +24,9 @@ import kopf
 from sluice_operator import spec
 from sluice_operator.informers import Informers
 from sluice_operator.reconcile import Reconciler
-from sluice_operator.store import Store
+from sluice_operator.store import Key, Store
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]
 RETRY_SECONDS = 1.0
 RECONCILE_THREADS = 32
 """Reconciliations that may run at once. A pass mostly waits on the API server (a handful of
