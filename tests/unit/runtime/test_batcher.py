@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -132,3 +133,14 @@ async def test_a_lone_request_runs_once_its_deadline_passes() -> None:
     await batcher.stop()
     assert answer["y"][0, 0] == 8.0
     assert model.batches == [1]
+
+
+async def test_stop_closes_the_pipes_to_the_model_thread_started_or_not() -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for start in (True, False):
+        batcher = Batcher(Model(), BatchPolicy(0, max_delay=0.0, max_queue_size=4), metrics())
+        if start:
+            batcher.start()
+            await batcher.submit(rows(1.0), 1)
+        await batcher.stop()
+    assert len(os.listdir("/proc/self/fd")) == before
