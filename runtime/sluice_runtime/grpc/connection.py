@@ -5,7 +5,7 @@ call before any work is done (its completion-queue thread hands every call to th
 more than Sluice's whole REST path; this protocol spends about 0.03 ms (bench/results/
 optimizations.md). It implements what unary and server-streaming calls need, by RFC 9113:
 SETTINGS, PING, flow control both ways, CONTINUATION, RST_STREAM, GOAWAY for draining,
-max concurrent streams and a per-message size limit. Headers are decoded by `hpack`;
+max concurrent streams and a per-message size limit. Headers are decoded by h2/hpack_decoder.py;
 responses use stateless literal blocks built ahead of time (wire.py).
 
 Each call runs as a task; a deadline (grpc-timeout), a client's RST_STREAM or a lost
@@ -20,12 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Gener
 from dataclasses import dataclass
 from typing import Any, cast
 
-import hpack
-
 from sluice_runtime.grpc import wire
 from sluice_runtime.grpc.status import GrpcError, StatusCode
 from sluice_runtime.h2 import frames
 from sluice_runtime.h2.frames import ErrorCode, Flag, FrameType, Setting
+from sluice_runtime.h2.hpack_decoder import HeaderDecoder
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ class GrpcConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._preface = False
-        self._decoder = hpack.Decoder(max_header_list_size=MAX_HEADER_BLOCK)
+        self._decoder = HeaderDecoder(max_list_size=MAX_HEADER_BLOCK)
         self._streams: dict[int, _Stream] = {}
         self._last_stream_id = 0
         self._continuation: tuple[int, int, list[bytes]] | None = None
@@ -274,10 +273,8 @@ class GrpcConnection(asyncio.Protocol):
             self._on_header_block(stream_id, flags, b"".join(parts))
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        try:  # always decoded: the HPACK table must stay in step even for refused streams
-            headers: list[Any] = list(self._decoder.decode(block, raw=True))
-        except hpack.HPACKError as error:
-            raise frames.ConnectionFailure(ErrorCode.COMPRESSION_ERROR, str(error)) from None
+        # Always decoded: the HPACK table must stay in step even for refused streams.
+        headers = self._decoder.decode(block)
         existing = self._streams.get(stream_id)
         if existing is not None:  # trailers ending the request
             if not flags & Flag.END_STREAM:

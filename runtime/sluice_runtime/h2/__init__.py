@@ -1,1 +1,1 @@
-"""HTTP/2 framing (RFC 9113) for the gRPC transport: pure functions, no I/O."""
+"""HTTP/2 framing (RFC 9113) and HPACK decoding (RFC 7541) for gRPC: pure code, no I/O."""
