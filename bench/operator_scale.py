@@ -309,25 +309,10 @@ def rig(workdir: Path, resync_seconds: float) -> Iterator[Rig]:
     cluster = controlplane.start(state, bin_dir)
     try:
         nodes = bench_nodes()
-        cluster.kubectl(
-            "create",
-            "-f",
-            "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}),
-        )
+        cluster.create(*nodes)
         names = {n["metadata"]["name"] for n in nodes}
         wait_for(lambda: _nodes_ready(cluster, names), 120, "bench kwok nodes Ready")
-        cluster.kubectl("create", "namespace", NAMESPACE)
-        wait_for(
-            lambda: (
-                cluster.kubectl(
-                    "get", "serviceaccount", "default", "-n", NAMESPACE, check=False
-                ).returncode
-                == 0
-            ),
-            60,
-            "default ServiceAccount",
-        )
+        cluster.create_namespace(NAMESPACE)
         release = install_chart(cluster, NAMESPACE)
         account = f"{release}-operator"
         cluster.kubectl("apply", "-f", "-", input=json.dumps(flow_schema(account)))

@@ -15,7 +15,6 @@ import pytest
 from tests.cluster import controlplane
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.operator_harness import Cluster, Operator, operator_in
-from tests.cluster.processes import wait_for
 
 NAMESPACE_TIMEOUT = 60.0
 
@@ -38,17 +37,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 def namespace(control_plane: ControlPlane) -> Iterator[str]:
     """A fresh namespace whose `default` ServiceAccount exists, so Pods can be admitted."""
     name = f"test-{secrets.token_hex(4)}"
-    control_plane.kubectl("create", "namespace", name)
-    wait_for(
-        lambda: (
-            control_plane.kubectl(
-                "get", "serviceaccount", "default", "-n", name, check=False
-            ).returncode
-            == 0
-        ),
-        NAMESPACE_TIMEOUT,
-        f"ServiceAccount {name}/default created by the controller manager",
-    )
+    control_plane.create_namespace(name, NAMESPACE_TIMEOUT)
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false")
 

@@ -125,6 +125,23 @@ class ControlPlane:
     ) -> subprocess.CompletedProcess[str]:
         return self.run("helm", *args, check=check, kubeconfig=kubeconfig)
 
+    def create(self, *objects: dict[str, Any], validate: str = "strict") -> str:
+        """`kubectl create` of manifests; returns stderr, where the API server's warnings land."""
+        manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
+        return self.kubectl("create", f"--validate={validate}", "-f", "-", input=manifest).stderr
+
+    def create_namespace(self, name: str, timeout: float = 60.0) -> None:
+        """Create a namespace and wait for its `default` ServiceAccount, so Pods can be admitted."""
+        self.kubectl("create", "namespace", name)
+        processes.wait_for(
+            lambda: (
+                self.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode
+                == 0
+            ),
+            timeout,
+            f"ServiceAccount {name}/default created by the controller manager",
+        )
+
     def kubectl_json(self, *args: str) -> Any:
         """`kubectl get ... -o json`, parsed."""
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
@@ -279,12 +296,7 @@ def start(state_dir: Path, bin_dir: Path) -> ControlPlane:
         scheduler = launcher.launch("kube-scheduler", scheduler_args(bin_dir, layout, ports))
         kwok = launcher.launch("kwok", kwok_args(bin_dir, layout))
         nodes = fake_nodes()
-        control_plane.kubectl(
-            "create",
-            "-f",
-            "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}),
-        )
+        control_plane.create(*nodes)
         processes.wait_ready(manager, lambda: _healthz(ports.controller_manager), START_TIMEOUT)
         processes.wait_ready(scheduler, lambda: _healthz(ports.scheduler), START_TIMEOUT)
         processes.wait_ready(

@@ -43,6 +43,7 @@ RESOURCES = {
     "PodDisruptionBudget": "poddisruptionbudgets.policy",
     "Pod": "pods",
 }
+CHILD_KINDS = tuple(kind for kind in RESOURCES if kind != "Pod")  # what the operator writes
 
 
 @dataclass

@@ -25,14 +25,6 @@ KWOK_NODES = {node["metadata"]["name"] for node in fake_nodes()}
 IMAGE = "registry.invalid/sluice/fake:1"  # kwok runs no containers, so nothing is pulled
 
 
-def create(control_plane: ControlPlane, *objects: dict[str, Any], validate: str = "strict") -> str:
-    """`kubectl create` of manifests; returns stderr, where the API server's warnings land."""
-    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
-    return control_plane.kubectl(
-        "create", f"--validate={validate}", "-f", "-", input=manifest
-    ).stderr
-
-
 def widget_crd(group: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -74,7 +66,7 @@ WIDGET_SCHEMA = {
 def widgets(control_plane: ControlPlane, namespace: str) -> Iterator[str]:
     """A served, namespaced Widget CRD in a group of this test's own; yields `widgets.<group>`."""
     group = f"{namespace}.tests.sluice.dev"
-    create(control_plane, widget_crd(group, WIDGET_SCHEMA))
+    control_plane.create(widget_crd(group, WIDGET_SCHEMA))
     resource = f"widgets.{group}"
     control_plane.kubectl("wait", "--for=condition=Established", f"crd/{resource}", WAIT)
     yield resource
@@ -112,8 +104,7 @@ def test_crd_prunes_unknown_fields_and_keeps_status_to_its_subresource(
     control_plane: ControlPlane, namespace: str, widgets: str
 ) -> None:
     spec = {"replicas": 2, "colour": "red"}
-    warnings = create(
-        control_plane,
+    warnings = control_plane.create(
         widget(namespace, widgets, spec, status={"phase": "Forged"}),
         validate="warn",
     )
@@ -215,7 +206,7 @@ def test_validating_admission_policy_denies_what_its_cel_expression_refuses(
             "--dry-run=server", check=False,
         )  # fmt: skip
 
-    create(control_plane, policy, binding)
+    control_plane.create(policy, binding)
     try:
         # The policy is compiled and picked up asynchronously; poll until it bites.
         wait_for(lambda: dry_run("latest").returncode != 0, 60, "policy denies version=latest")
@@ -272,7 +263,7 @@ def test_deployment_becomes_available_on_kwok_nodes_and_is_garbage_collected_wit
         "metadata": {"name": "web", "namespace": namespace},
         "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]},
     }
-    create(control_plane, deployment, service)
+    control_plane.create(deployment, service)
 
     control_plane.kubectl(
         "wait", "--for=condition=Available", "deployment/web", "-n", namespace, WAIT
@@ -320,7 +311,7 @@ def test_pod_asking_for_a_gpu_runs_on_a_gpu_node(
         "metadata": {"name": "gpu", "namespace": namespace},
         "spec": {"containers": [container]},
     }
-    create(control_plane, pod)
+    control_plane.create(pod)
 
     control_plane.kubectl("wait", "--for=condition=Ready", "pod/gpu", "-n", namespace, WAIT)
     node_name = control_plane.kubectl_json("pod", "gpu", "-n", namespace)["spec"]["nodeName"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.operator_harness import Cluster, Operator
+from tests.cluster.operator_harness import CHILD_KINDS, Cluster, Operator
 from tests.cluster.processes import wait_for
 from tests.data.isvc_cases import EXAMPLES, load
 
@@ -47,13 +47,7 @@ def _owned_by(obj: dict[str, Any], isvc: dict[str, Any]) -> bool:
 def _check_common(cluster: Cluster, name: str) -> dict[str, Any]:
     """Owner references, pod security, probes and kwok scheduling, for any example."""
     isvc = cluster.isvc(name)
-    for kind in (
-        "Deployment",
-        "Service",
-        "ConfigMap",
-        "HorizontalPodAutoscaler",
-        "PodDisruptionBudget",
-    ):
+    for kind in CHILD_KINDS:
         for obj in cluster.objects(kind, name).values():
             assert _owned_by(obj, isvc), (
                 f"{kind} {obj['metadata']['name']} lacks the owner reference"
@@ -151,13 +145,7 @@ def test_a_resync_with_nothing_changed_writes_nothing(running: tuple[Cluster, Op
         """What a write would move: the InferenceService's resourceVersion (status included),
         each child's generation, or its resourceVersion where it has no generation."""
         found = {"isvc": cluster.isvc("fraud")["metadata"]["resourceVersion"]}
-        for kind in (
-            "Deployment",
-            "Service",
-            "ConfigMap",
-            "HorizontalPodAutoscaler",
-            "PodDisruptionBudget",
-        ):
+        for kind in CHILD_KINDS:
             for name, obj in cluster.objects(kind, "fraud").items():
                 meta = obj["metadata"]
                 found[f"{kind}/{name}"] = str(meta.get("generation", meta["resourceVersion"]))
