@@ -415,9 +415,7 @@ class GrpcConnection(asyncio.Protocol):
 
     def _cancel(self, stream: _Stream, why: StatusCode = StatusCode.CANCELLED) -> None:
         """Stop a call's work; the handler sees a CancelledError carrying `why`'s name."""
-        if stream.timer is not None:
-            stream.timer.cancel()
-            stream.timer = None
+        _stop_timer(stream)
         if stream.task is not None and not stream.task.done():
             stream.task.cancel(why.name)
 
@@ -427,9 +425,7 @@ class GrpcConnection(asyncio.Protocol):
         """Response headers, the message and the trailers; whatever the windows allow now."""
         if stream.answered or stream.id not in self._streams:
             return
-        if stream.timer is not None:
-            stream.timer.cancel()
-            stream.timer = None
+        _stop_timer(stream)
         size = len(data)
         head = frames.frame(FrameType.HEADERS, Flag.END_HEADERS, stream.id, wire.RESPONSE_HEADERS)
         if (
@@ -463,9 +459,7 @@ class GrpcConnection(asyncio.Protocol):
         """A Trailers-Only answer: the status and no message."""
         if stream.answered or stream.id not in self._streams:
             return
-        if stream.timer is not None:
-            stream.timer.cancel()
-            stream.timer = None
+        _stop_timer(stream)
         stream.answered = True
         del self._streams[stream.id]
         block = wire.trailers_only(code, message, extra)
@@ -530,6 +524,12 @@ class GrpcConnection(asyncio.Protocol):
         if self._transport is not None:
             self._flush()
             self._transport.close()
+
+
+def _stop_timer(stream: _Stream) -> None:
+    if stream.timer is not None:
+        stream.timer.cancel()
+        stream.timer = None
 
 
 class _Started:
