@@ -8,7 +8,7 @@ EXTRAS ?= runtime,operator,dev,bench
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install system-deps lint test test-unit test-runtime test-cluster test-e2e demo bench \
-        bench-peers bench-operator generate clean
+        bench-peers bench-operator bench-gpu generate clean
 
 # Python environment: rebuilt when pyproject.toml changes.
 install: $(INSTALLED)
@@ -68,6 +68,12 @@ bench-peers: install system-deps
 # (bench/results/operator_scale.md); several minutes, so not part of `make bench`.
 bench-operator: install system-deps
 	$(PY) -m bench.operator_scale
+
+# Sluice on a GPU against raw onnxruntime-gpu (bench/results/gpu.md); needs an NVIDIA GPU and
+# the gpu extra, so it is never part of `make bench` or CI.
+bench-gpu: install system-deps
+	bash hack/bench-tools.sh
+	$(PY) -m bench.gpu_run
 
 # Committed generated code; unit tests fail when it is stale.
 generate: install

@@ -112,8 +112,11 @@ def grpc_argv(tools: Tools, address: str, concurrency: int, seconds: int, body: 
 class Client:
     """The load generators for one server: the bodies written to files once."""
 
-    def __init__(self, tools: Tools, bodies: Bodies, folder: Path) -> None:
+    def __init__(
+        self, tools: Tools, bodies: Bodies, folder: Path, cores: str = str(CLIENT_CORE)
+    ) -> None:
         self._tools = tools
+        self._cores = cores
         self._bodies = bodies
         folder.mkdir(parents=True, exist_ok=True)
         self._json = folder / "request.json"
@@ -129,20 +132,21 @@ class Client:
         """Load `server` over `protocol` with `concurrency` requests in flight for `seconds`."""
         if protocol == "grpc":
             argv = grpc_argv(self._tools, server.grpc_address, concurrency, seconds, self._grpc)
-            stdout, cpu = _measured(argv)
+            stdout, cpu = _measured(argv, self._cores)
             return parse_grpcload(stdout, cpu)
         url = f"{server.http_url}/v2/models/{model}/infer"
         binary = self._bodies.binary_header_length if protocol == "rest-binary" else None
         body = self._binary if binary is not None else self._json
-        stdout, cpu = _measured(wrk_argv(self._tools, url, concurrency, seconds, body, binary))
+        argv = wrk_argv(self._tools, url, concurrency, seconds, body, binary)
+        stdout, cpu = _measured(argv, self._cores)
         return parse_wrk(stdout, cpu)
 
 
-def _measured(argv: list[str]) -> tuple[str, float]:
-    """Run a client pinned to the client core; its stdout and CPU seconds from wait4."""
+def _measured(argv: list[str], cores: str) -> tuple[str, float]:
+    """Run a client pinned to `cores`; its stdout and CPU seconds from wait4."""
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(
-            ["taskset", "-c", str(CLIENT_CORE), *argv], stdout=subprocess.PIPE, stderr=errors
+            ["taskset", "-c", cores, *argv], stdout=subprocess.PIPE, stderr=errors
         )
         assert process.stdout is not None
         stdout = process.stdout.read()

@@ -121,10 +121,12 @@ def prepare(model: BenchModel, folder: Path) -> Prepared:
     return Prepared(model, Served(model.key, path, answers), bodies, expected)
 
 
-def measure_floor(path: Path, batch: int, seconds: int) -> Floor:
-    """Raw onnxruntime in-process on the server core (bench/peers/floor.py)."""
-    argv = ["taskset", "-c", str(SERVER_CORE), sys.executable, str(PEERS_DIR / "floor.py")]
-    argv += [str(path), "--batch", str(batch), "--seconds", str(seconds)]
+def measure_floor(
+    path: Path, batch: int, seconds: int, device: str = "cpu", cores: str = str(SERVER_CORE)
+) -> Floor:
+    """Raw onnxruntime in-process on the server's cores (bench/peers/floor.py)."""
+    argv = ["taskset", "-c", cores, sys.executable, str(PEERS_DIR / "floor.py")]
+    argv += [str(path), "--batch", str(batch), "--seconds", str(seconds), "--device", device]
     doc = json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
     return Floor(
         batch=batch,

@@ -47,12 +47,17 @@ class Served:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """One server under test: `kind` picks the program, `batch` Sluice's --max-batch-size."""
+    """One server under test: `kind` picks the program, `batch` Sluice's --max-batch-size.
+
+    `device` is Sluice's --device; `cores` the taskset list the server's process tree gets.
+    """
 
     label: str
     kind: str
     batch: int = 0
     batch_delay_us: int = 0
+    device: str = "cpu"
+    cores: str = str(SERVER_CORE)
 
 
 def _pythonpath(*extra: Path) -> dict[str, str]:
@@ -95,6 +100,7 @@ def command(
         ]  # fmt: skip
         if config.batch_delay_us:
             argv += ["--max-batch-delay-us", str(config.batch_delay_us)]
+        argv += ["--device", config.device]
         env = _pythonpath()
     elif config.kind == "kserve":
         python = ensure_peer(KSERVE) / "python"
@@ -109,7 +115,7 @@ def command(
         raise ValueError(
             f"server kind {config.kind!r} is not one of noop, sluice, kserve, mlserver"
         )
-    return ["taskset", "-c", str(SERVER_CORE), *argv], env
+    return ["taskset", "-c", config.cores, *argv], env
 
 
 def parse_stat(text: str) -> tuple[int, int, int]:

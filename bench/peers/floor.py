@@ -1,6 +1,6 @@
 """The floor: raw onnxruntime in-process, no server, on the server's core.
 
-    taskset -c 0 python floor.py MODEL.onnx --batch 1 --seconds 2
+    taskset -c 0 python floor.py MODEL.onnx --batch 1 --seconds 2 [--device cuda]
 Runs the model back to back on one seeded batch for `seconds` (after a short warm-up) and
 prints one JSON line: runs, wall seconds, CPU seconds and the p50/p99 of one run. Uses the
 same session options as every server here (session.py).
@@ -21,8 +21,9 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
-    session = open_session(args.model)
+    session = open_session(args.model, args.device)
     spec = session.get_inputs()[0]
     batch = np.random.default_rng(0).standard_normal((args.batch, spec.shape[1]))
     feed = {spec.name: batch.astype(np.float32)}
