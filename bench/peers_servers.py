@@ -62,6 +62,7 @@ class ServerConfig:
 
 def _pythonpath(*extra: Path) -> dict[str, str]:
     parts = [str(path) for path in extra] + [str(REPO), str(REPO / "runtime")]
+    parts += [part for part in os.environ.get("PYTHONPATH", "").split(os.pathsep) if part]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
     env["PYTHONPATH"] = os.pathsep.join(parts)
     return env
