@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import uvloop
 
 from sluice_runtime import __version__
+from sluice_runtime.allocator import tune_malloc
 from sluice_runtime.registry.commands import add_commands as add_registry_commands
 from sluice_runtime.registry.commands import run as run_registry_command
 from sluice_runtime.settings import (
@@ -84,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"sluice-runtime serve: {error}", file=sys.stderr)
         return EXIT_USAGE
+    tune_malloc()
     return uvloop.run(_serve(settings))
 
 

@@ -170,3 +170,37 @@ def test_health_watch_streams_serving_then_not_serving_when_draining(
     assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "shutting down" in ended.value.details()
     assert runtime.wait_exit() == 0
+
+
+def _minor_faults(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[7])  # field 10: minflt
+
+
+def test_large_requests_reuse_warm_memory_instead_of_faulting_in_fresh_pages(
+    tmp_path: Path, start_runtime: StartRuntime
+) -> None:
+    # 256 KiB each way per call. With glibc's defaults each such buffer is a fresh mmap whose
+    # 64 pages fault in one by one, several buffers per call (sluice_runtime/allocator.py).
+    runtime = start_runtime(echo(tmp_path / "echo.onnx", width=1024))
+    request = pb.ModelInferRequest(model_name=runtime.model_name)
+    request.inputs.add(name="x", datatype="FP32", shape=[64, 1024])
+    x = np.random.default_rng(5).standard_normal((64, 1024)).astype(np.float32)
+    request.raw_input_contents.append(x.tobytes())
+    with grpc.insecure_channel(runtime.grpc_address, options=UNLIMITED) as channel:
+        infer_call = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=pb.ModelInferRequest.SerializeToString,
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        with ThreadPoolExecutor(16) as pool:  # several requests alive at once, as in service
+
+            def calls(count: int) -> list[Any]:
+                return list(pool.map(lambda _: infer_call(request, timeout=10), range(count)))
+
+            calls(100)  # the heap grows to its working size
+            before = _minor_faults(runtime.process.pid)
+            answers = calls(400)
+            faults = _minor_faults(runtime.process.pid) - before
+    assert all(answer.raw_output_contents[0] == x.tobytes() for answer in answers)
+    assert faults / 400 < 8, f"{faults / 400:.1f} minor page faults per 256 KiB call"

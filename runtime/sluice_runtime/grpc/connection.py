@@ -56,14 +56,15 @@ class _Stream:
     """One call's state, from its headers until its last byte is written."""
 
     __slots__ = (
-        "answered", "body", "head", "id", "pending", "received", "send_window", "streaming",
-        "task", "timer", "trailer",
+        "answered", "body", "body_size", "head", "id", "pending", "received", "send_window",
+        "streaming", "task", "timer", "trailer",
     )  # fmt: skip
 
     def __init__(self, stream_id: int, head: wire.RequestHead, send_window: int) -> None:
         self.id = stream_id
         self.head = head
-        self.body = bytearray()
+        self.body: list[bytes] = []  # DATA payloads, joined once the request is complete
+        self.body_size = 0
         self.task: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.send_window = send_window
@@ -233,8 +234,10 @@ class GrpcConnection(asyncio.Protocol):
             if frame.stream_id == 0 or frame.stream_id > self._last_stream_id:
                 raise frames.ConnectionFailure(ErrorCode.PROTOCOL_ERROR, "DATA on an idle stream")
             return  # a stream we reset or answered early: its late data is dropped
-        stream.body += frames.strip_padding(frame.flags, frame.payload)
-        if len(stream.body) > self._limits.max_message_bytes + 5:
+        payload = frames.strip_padding(frame.flags, frame.payload)
+        stream.body.append(payload)
+        stream.body_size += len(payload)
+        if stream.body_size > self._limits.max_message_bytes + 5:
             self._answer_error(
                 stream,
                 StatusCode.RESOURCE_EXHAUSTED,
@@ -357,11 +360,12 @@ class GrpcConnection(asyncio.Protocol):
             )
             return
         try:
-            message = wire.unframe(stream.body, stream.head.encoding)
+            body = stream.body[0] if len(stream.body) == 1 else b"".join(stream.body)
+            message = wire.unframe(body, stream.head.encoding)
         except GrpcError as error:
             self._answer_error(stream, error.code, error.message)
             return
-        stream.body = bytearray()
+        stream.body = []
         if method.unary is not None:
             # Eager start: the call runs now, in this turn of the loop, up to its first
             # suspension (the model's answer); a call that never suspends needs no task.

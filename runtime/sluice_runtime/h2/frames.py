@@ -103,20 +103,22 @@ def split_frames(buffer: bytes | bytearray, max_size: int) -> tuple[list[Frame],
     frames: list[Frame] = []
     position, end = 0, len(buffer)
     unpack = _HEADER.unpack_from
-    while end - position >= HEADER_SIZE:
-        high, low, type_, flags, stream_id = unpack(buffer, position)
-        length = (high << 16) | low
-        if length > max_size:
-            raise ConnectionFailure(
-                ErrorCode.FRAME_SIZE_ERROR, f"frame of {length} bytes exceeds {max_size}"
-            )
-        start = position + HEADER_SIZE
-        if end - start < length:
-            break
-        frames.append(
-            Frame(type_, flags, stream_id & MAX_WINDOW, bytes(buffer[start : start + length]))
-        )
-        position = start + length
+    # Payloads are copied out through a memoryview: slicing a bytearray first would make a
+    # second, temporary copy, and for large frames that allocation costs more than the copy.
+    with memoryview(buffer) as view:
+        while end - position >= HEADER_SIZE:
+            high, low, type_, flags, stream_id = unpack(view, position)
+            length = (high << 16) | low
+            if length > max_size:
+                raise ConnectionFailure(
+                    ErrorCode.FRAME_SIZE_ERROR, f"frame of {length} bytes exceeds {max_size}"
+                )
+            start = position + HEADER_SIZE
+            if end - start < length:
+                break
+            payload = bytes(view[start : start + length])
+            frames.append(Frame(type_, flags, stream_id & MAX_WINDOW, payload))
+            position = start + length
     return frames, position
 
 
