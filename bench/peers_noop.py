@@ -24,7 +24,7 @@ from sluice_runtime.grpc.connection import Method
 from sluice_runtime.grpc.generated import inference_pb2 as pb
 from sluice_runtime.grpc.servicer import SERVICE
 from sluice_runtime.grpc.wire import RequestHead
-from sluice_runtime.server import listen
+from sluice_runtime.listeners import listen
 from starlette.requests import Request
 from starlette.responses import Response
 

@@ -11,8 +11,10 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import uvloop
 
@@ -27,6 +29,9 @@ from sluice_runtime.settings import (
     flag_name,
     resolve_settings,
 )
+
+if TYPE_CHECKING:
+    from sluice_runtime.supervisor import WorkerSlot
 
 log = logging.getLogger("sluice_runtime")
 
@@ -46,6 +51,7 @@ _HELP = {
     "drain_seconds": "grace period after SIGTERM for in-flight requests",
     "shadow_url": "runtime to copy a share of requests to (traffic mirroring)",
     "shadow_percent": "share of requests copied to --shadow-url",
+    "workers": "processes serving the same ports, each with its own event loop and model copy",
 }
 
 
@@ -86,18 +92,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sluice-runtime serve: {error}", file=sys.stderr)
         return EXIT_USAGE
     tune_malloc()
-    return uvloop.run(_serve(settings))
+    if settings.workers == 1:
+        return uvloop.run(_serve(settings))
+    return _supervise(settings)
 
 
-async def _serve(settings: RuntimeSettings) -> int:
+def _supervise(settings: RuntimeSettings) -> int:
     # Imported here so `fetch` (an init container) never loads the serving stack.
+    from sluice_runtime.listeners import bind_listeners
+    from sluice_runtime.supervisor import EXIT_FAILED, Supervisor
+
+    sockets = bind_listeners(settings)
+    if sockets is None:
+        return EXIT_FAILED
+    return Supervisor(settings, sockets).run(_run_worker)
+
+
+def _run_worker(settings: RuntimeSettings, sockets: list[socket.socket], slot: WorkerSlot) -> int:
+    return uvloop.run(_serve(settings, sockets, slot))
+
+
+async def _serve(
+    settings: RuntimeSettings,
+    sockets: list[socket.socket] | None = None,
+    worker: WorkerSlot | None = None,
+) -> int:
     from sluice_runtime.server import serve
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _on_signal, signum, stop)
-    return await serve(settings, stop)
+    return await serve(settings, stop, sockets=sockets, worker=worker)
 
 
 def _on_signal(signum: int, stop: asyncio.Event) -> None:

@@ -14,17 +14,21 @@ import contextlib
 import logging
 import socket
 from collections.abc import Iterator
+from functools import partial
 
 import uvicorn
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from sluice_runtime.dataplane import DataPlane
 from sluice_runtime.grpc import GrpcServer, HealthService, InferenceService
+from sluice_runtime.listeners import bind_listeners
 from sluice_runtime.metrics import RuntimeMetrics
 from sluice_runtime.rest import create_rest_app
 from sluice_runtime.rest.shadow_codec import encode_shadow_copy
 from sluice_runtime.settings import RuntimeSettings
 from sluice_runtime.shadow import Sampler, ShadowMetrics, ShadowTee
+from sluice_runtime.supervisor import WorkerSlot
+from sluice_runtime.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +44,6 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """Bind a listening socket here, so a port in use is a clear error before anything starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=2048)
-
-
 def shadow_tee(settings: RuntimeSettings, metrics: ShadowMetrics) -> ShadowTee | None:
     """The tee to the shadow when one is configured with a share above zero."""
     if settings.shadow_url is None or settings.shadow_percent <= 0:
@@ -56,21 +54,39 @@ def shadow_tee(settings: RuntimeSettings, metrics: ShadowMetrics) -> ShadowTee |
     )
 
 
-async def serve(settings: RuntimeSettings, stop: asyncio.Event) -> int:
-    """Serve until `stop` is set or the model fails to load; returns the exit code."""
+async def serve(
+    settings: RuntimeSettings,
+    stop: asyncio.Event,
+    *,
+    sockets: list[socket.socket] | None = None,
+    worker: WorkerSlot | None = None,
+) -> int:
+    """Serve until `stop` is set or the model fails to load; returns the exit code.
+
+    `sockets` are listeners a supervisor bound already (HTTP, gRPC); `worker` makes
+    /metrics answer for every worker of the set (worker_metrics.py).
+    """
     metrics = RuntimeMetrics(CollectorRegistry(), settings.model_name, settings.model_version)
     tee = shadow_tee(settings, metrics.shadow)
     dataplane = DataPlane(settings, metrics, tee)
-    app = create_rest_app(dataplane, metrics, max_request_bytes=settings.max_request_bytes)
-    sockets: list[socket.socket] = []
-    for name, port in (("HTTP", settings.http_port), ("gRPC", settings.grpc_port)):
-        try:
-            sockets.append(listen(settings.host, port))
-        except OSError as error:
-            for bound in sockets:
-                bound.close()
-            log.error("cannot listen for %s on %s:%d: %s", name, settings.host, port, error)
-            return EXIT_FAILED
+    peers = None
+    if worker is not None:
+        peers = WorkerMetrics(
+            worker.folder,
+            worker.index,
+            settings.workers,
+            partial(generate_latest, metrics.registry),
+        )
+        await peers.start()
+    app = create_rest_app(
+        dataplane,
+        metrics,
+        max_request_bytes=settings.max_request_bytes,
+        exposition=None if peers is None else peers.exposition,
+    )
+    sockets = sockets if sockets is not None else bind_listeners(settings)
+    if sockets is None:
+        return EXIT_FAILED
     http_socket, grpc_socket = sockets
     health = HealthService(dataplane)
     methods = InferenceService(dataplane, metrics).methods() | health.methods()
@@ -131,5 +147,7 @@ async def serve(settings: RuntimeSettings, stop: asyncio.Event) -> int:
         await dataplane.close()
         if tee is not None:
             await tee.close()
+        if peers is not None:
+            await peers.close()
         log.info("stopped")
     return code

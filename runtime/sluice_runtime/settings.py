@@ -43,6 +43,7 @@ class RuntimeSettings(BaseModel):
     drain_seconds: float = Field(default=25.0, gt=0)
     shadow_url: str | None = None
     shadow_percent: float = Field(default=0.0, ge=0, le=100)
+    workers: int = Field(default=1, ge=1, le=64)
 
     @field_validator("digest")
     @classmethod

@@ -106,9 +106,17 @@ class _Route:
 
 
 def create_rest_app(
-    dataplane: DataPlane, metrics: RuntimeMetrics, *, max_request_bytes: int
+    dataplane: DataPlane,
+    metrics: RuntimeMetrics,
+    *,
+    max_request_bytes: int,
+    exposition: Callable[[], Awaitable[bytes]] | None = None,
 ) -> FastAPI:
-    """The HTTP application for one data plane; nothing global is touched."""
+    """The HTTP application for one data plane; nothing global is touched.
+
+    `exposition` writes /metrics when this process is one of several workers; by default
+    it is this process's own registry.
+    """
     # FastAPI's own OpenTelemetry hooks look up providers on every request; Sluice's metrics
     # are Prometheus, so they stay off and cost nothing on the hot path.
     app = _RestApp(
@@ -118,7 +126,7 @@ def create_rest_app(
         openapi_url=None,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    endpoints = _Endpoints(dataplane, metrics, max_request_bytes)
+    endpoints = _Endpoints(dataplane, metrics, max_request_bytes, exposition)
     # Inference requests take the fast path (`_RestApp`); their routes are here too, so other
     # methods on these paths get FastAPI's 405.
     inference: list[tuple[str, Handler]] = [
@@ -157,9 +165,16 @@ def create_rest_app(
 class _Endpoints:
     """The route handlers, bound to one data plane and its metrics."""
 
-    def __init__(self, dataplane: DataPlane, metrics: RuntimeMetrics, limit: int) -> None:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        metrics: RuntimeMetrics,
+        limit: int,
+        exposition: Callable[[], Awaitable[bytes]] | None,
+    ) -> None:
         self._dataplane = dataplane
         self._metrics = metrics
+        self._exposition = exposition
         self._limit = limit
         self._in_flight = metrics.in_flight(PROTOCOL)
 
@@ -177,7 +192,11 @@ class _Endpoints:
         return json_response(self._dataplane.server_metadata())
 
     async def metrics(self, request: Request) -> Response:
-        return Response(generate_latest(self._metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        if self._exposition is None:
+            text = generate_latest(self._metrics.registry)
+        else:
+            text = await self._exposition()
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     async def model_metadata(self, request: Request) -> Response:
         name, version = _model_path(request)
