@@ -30,6 +30,7 @@ class GpuRow:
     row: Row
     rows_per_request: int
     server_batch: int
+    workers: int
     floor: Floor
     error: float
 
@@ -47,6 +48,7 @@ class GpuRow:
             **self.row.as_dict(),
             "rows_per_request": self.rows_per_request,
             "server_batch": self.server_batch,
+            "workers": self.workers,
             "floor_batch": self.floor.batch,
             "rows_per_s": self.rows_per_s,
             "share_of_raw": self.share,
@@ -67,16 +69,17 @@ def gpu_name() -> str:
 
 def rows_table(rows: Sequence[GpuRow]) -> list[str]:
     lines = [
-        "| server | rows per request | concurrency | req/s | rows/s | p50 ms | p99 ms "
+        "| server | workers | rows per request | concurrency | req/s | rows/s | p50 ms | p99 ms "
         "| server CPU ms/req | share of raw (batch) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        label = r.row.point.server
+        label = r.row.point.server.rsplit("-w", 1)[0]
         if r.server_batch:
             label += f" (max {r.server_batch})"
         lines.append(
-            f"| {label} | {r.rows_per_request} | {r.row.point.concurrency} | {r.row.rps:,.0f} "
+            f"| {label} | {r.workers} | {r.rows_per_request} | {r.row.point.concurrency} "
+            f"| {r.row.rps:,.0f} "
             f"| {r.rows_per_s:,.0f} | {r.row.p50_ms:.3f} | {r.row.p99_ms:.3f} "
             f"| {r.row.server_cpu_ms:.3f} | {r.share:.0%} (batch {r.floor.batch}) |"
         )
@@ -94,8 +97,8 @@ def target_lines(rows: Sequence[GpuRow]) -> list[str]:
         "## Target (issue 7)",
         "",
         f"- Batch {best.rows_per_request} requests: Sluice reaches {best.share:.0%} of raw "
-        f"onnxruntime-gpu's rows/s (concurrency {best.row.point.concurrency}); target "
-        f"{TARGET_SHARE:.0%}: {met}.",
+        f"onnxruntime-gpu's rows/s ({best.workers} worker(s), concurrency "
+        f"{best.row.point.concurrency}); target {TARGET_SHARE:.0%}: {met}.",
         "",
     ]
 
@@ -119,9 +122,11 @@ def write_gpu_page(
         f"- Raw onnxruntime-gpu: one session in-process, `session.run` back to back on one numpy "
         f"batch for {args.seconds} s (each run copies the batch in and the answer out), on "
         f"cores {args.server_cores}.",
-        f"- Sluice: `--device cuda`, on cores {args.server_cores} (`taskset`); grpcload on cores "
-        f"{args.client_cores}, one HTTP/2 connection, closed loop. Each point: a "
-        f"{args.warmup} s warm-up, then {args.repeats} runs of {args.seconds} s, medians.",
+        f"- Sluice: `--device cuda`, on cores {args.server_cores} (`taskset`), one worker or "
+        f"`--workers N` (N processes, each with its own event loop, session and CUDA context); "
+        f"grpcload on cores {args.client_cores} with {args.client_procs} OS threads and "
+        f"{args.connections} HTTP/2 connections, closed loop. Each point: a {args.warmup} s "
+        f"warm-up, then {args.repeats} runs of {args.seconds} s, medians.",
         "- Share of raw: Sluice's rows/s over raw onnxruntime-gpu's at the batch size Sluice's "
         "model runs reach (batch-1 requests with batching off: batch 1; batch-32 requests, or "
         "batch-1 requests merged up to 32 by dynamic batching: batch 32).",

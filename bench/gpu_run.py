@@ -31,7 +31,7 @@ from bench.gpu_page import GpuRow, write_gpu_page
 from bench.machine import commit
 from bench.peers_bodies import Array, decode_grpc_answer, request_bodies
 from bench.peers_env import Tools, find_tools
-from bench.peers_load import Client
+from bench.peers_load import Client, Spread
 from bench.peers_page import Floor
 from bench.peers_report import Point, Settings
 from bench.peers_run import MODELS, RESULTS, measure_floor, measure_point
@@ -41,6 +41,7 @@ from tests.models import mlp
 WORK = REPO / "bench" / ".work" / "gpu"
 BIG_BATCH = 32
 BATCH_DELAY_US = 500
+WORKERS = 4
 # A relative error bound for the GPU's answer against raw onnxruntime-gpu's on the same rows:
 # cuBLAS may pick another kernel (and summation order) for another batch size.
 TOLERANCE = 1e-3
@@ -48,18 +49,21 @@ TOLERANCE = 1e-3
 
 @dataclass(frozen=True)
 class Scenario:
-    """Rows per request, the server's batching, and the floor batch its model runs compare to."""
+    """Rows per request, the server's batching and workers, and the floor batch compared to."""
 
     label: str
     rows: int
     batch: int
     floor_batch: int
+    workers: int = 1
 
 
 SCENARIOS = (
     Scenario("sluice-gpu", 1, 0, 1),
     Scenario("sluice-gpu", BIG_BATCH, 0, BIG_BATCH),
     Scenario("sluice-gpu-batch", 1, BIG_BATCH, BIG_BATCH),
+    Scenario("sluice-gpu", BIG_BATCH, 0, BIG_BATCH, WORKERS),
+    Scenario("sluice-gpu-batch", 1, BIG_BATCH, BIG_BATCH, WORKERS),
 )
 
 
@@ -111,15 +115,20 @@ def run(args: argparse.Namespace, tools: Tools) -> tuple[list[Floor], list[GpuRo
             BATCH_DELAY_US if scenario.batch else 0,
             device=args.device,
             cores=args.server_cores,
+            workers=scenario.workers,
         )
-        client = Client(tools, bodies, WORK / f"requests-{scenario.rows}", args.client_cores)
+        spread = Spread(args.client_cores, args.client_procs, args.connections)
+        client = Client(tools, bodies, WORK / f"requests-{scenario.rows}", spread)
         with running(config, served, WORK) as server:
             error = _check(server, bodies.grpc, _expected(path, array, args.device))
             for concurrency in args.concurrency:
-                point = Point(f"big-x{scenario.rows}", "grpc", concurrency, scenario.label)
+                label = f"{scenario.label}-w{scenario.workers}"
+                point = Point(f"big-x{scenario.rows}", "grpc", concurrency, label)
                 row = measure_point(client, server, point, settings)
                 floor = floors[scenario.floor_batch]
-                rows.append(GpuRow(row, scenario.rows, scenario.batch, floor, error))
+                rows.append(
+                    GpuRow(row, scenario.rows, scenario.batch, scenario.workers, floor, error)
+                )
     return list(floors.values()), rows
 
 
@@ -129,8 +138,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="seconds before each point")
     parser.add_argument("--repeats", type=int, default=3, help="per point (default 3)")
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated levels")
-    parser.add_argument("--server-cores", default="0-3", help="taskset list for the server")
-    parser.add_argument("--client-cores", default="4-7", help="taskset list for grpcload")
+    parser.add_argument("--server-cores", default="0-7", help="taskset list for the server")
+    parser.add_argument("--client-cores", default="8-15", help="taskset list for grpcload")
+    parser.add_argument("--client-procs", type=int, default=4, help="grpcload's OS threads")
+    parser.add_argument("--connections", type=int, default=8, help="grpcload's connections")
     parser.add_argument("--grpcload", type=Path, help="the grpcload binary (default: cached)")
     parser.add_argument("--out", type=Path, default=RESULTS / "gpu.md")
     parser.add_argument("--commit", default=commit(), help="the commit measured (for the page)")

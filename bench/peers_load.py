@@ -100,11 +100,28 @@ def wrk_argv(
     return [*argv, BINARY_TYPE, str(binary_header)]
 
 
-def grpc_argv(tools: Tools, address: str, concurrency: int, seconds: int, body: Path) -> list[str]:
-    """grpcload on one OS thread over one HTTP/2 connection, replaying `body` for `seconds`."""
+@dataclass(frozen=True)
+class Spread:
+    """How a client spreads its load: OS threads and connections (one each by default)."""
+
+    cores: str = str(CLIENT_CORE)
+    procs: int = 1
+    connections: int = 1
+
+
+def grpc_argv(
+    tools: Tools,
+    address: str,
+    concurrency: int,
+    seconds: int,
+    body: Path,
+    spread: Spread = Spread(),
+) -> list[str]:
+    """grpcload over `spread`'s threads and HTTP/2 connections, replaying `body` for `seconds`."""
     return [
         str(tools.grpcload), "-addr", address, "-method", GRPC_METHOD, "-body", str(body),
-        "-c", str(concurrency), "-connections", "1", "-duration", f"{seconds}s",
+        "-c", str(concurrency), "-connections", str(spread.connections),
+        "-procs", str(spread.procs), "-duration", f"{seconds}s",
         "-timeout", f"{CLIENT_TIMEOUT_S}s",
     ]  # fmt: skip
 
@@ -113,10 +130,10 @@ class Client:
     """The load generators for one server: the bodies written to files once."""
 
     def __init__(
-        self, tools: Tools, bodies: Bodies, folder: Path, cores: str = str(CLIENT_CORE)
+        self, tools: Tools, bodies: Bodies, folder: Path, spread: Spread = Spread()
     ) -> None:
         self._tools = tools
-        self._cores = cores
+        self._spread = spread
         self._bodies = bodies
         folder.mkdir(parents=True, exist_ok=True)
         self._json = folder / "request.json"
@@ -131,14 +148,16 @@ class Client:
     ) -> LoadResult:
         """Load `server` over `protocol` with `concurrency` requests in flight for `seconds`."""
         if protocol == "grpc":
-            argv = grpc_argv(self._tools, server.grpc_address, concurrency, seconds, self._grpc)
-            stdout, cpu = _measured(argv, self._cores)
+            argv = grpc_argv(
+                self._tools, server.grpc_address, concurrency, seconds, self._grpc, self._spread
+            )
+            stdout, cpu = _measured(argv, self._spread.cores)
             return parse_grpcload(stdout, cpu)
         url = f"{server.http_url}/v2/models/{model}/infer"
         binary = self._bodies.binary_header_length if protocol == "rest-binary" else None
         body = self._binary if binary is not None else self._json
         argv = wrk_argv(self._tools, url, concurrency, seconds, body, binary)
-        stdout, cpu = _measured(argv, self._cores)
+        stdout, cpu = _measured(argv, self._spread.cores)
         return parse_wrk(stdout, cpu)
 
 

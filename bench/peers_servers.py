@@ -49,7 +49,8 @@ class Served:
 class ServerConfig:
     """One server under test: `kind` picks the program, `batch` Sluice's --max-batch-size.
 
-    `device` is Sluice's --device; `cores` the taskset list the server's process tree gets.
+    `device` and `workers` are Sluice's --device and --workers; `cores` the taskset list the
+    server's process tree gets.
     """
 
     label: str
@@ -58,6 +59,7 @@ class ServerConfig:
     batch_delay_us: int = 0
     device: str = "cpu"
     cores: str = str(SERVER_CORE)
+    workers: int = 1
 
 
 def _pythonpath(*extra: Path) -> dict[str, str]:
@@ -101,7 +103,7 @@ def command(
         ]  # fmt: skip
         if config.batch_delay_us:
             argv += ["--max-batch-delay-us", str(config.batch_delay_us)]
-        argv += ["--device", config.device]
+        argv += ["--device", config.device, "--workers", str(config.workers)]
         env = _pythonpath()
     elif config.kind == "kserve":
         python = ensure_peer(KSERVE) / "python"

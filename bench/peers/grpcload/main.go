@@ -65,11 +65,12 @@ func main() {
 	connections := flag.Int("connections", 1, "HTTP/2 connections shared by the workers")
 	duration := flag.Duration("duration", 2*time.Second, "how long workers start new calls")
 	timeout := flag.Duration("timeout", 10*time.Second, "per call")
+	procs := flag.Int("procs", 1, "OS threads running Go code (GOMAXPROCS)")
 	flag.Parse()
-	runtime.GOMAXPROCS(1)
+	runtime.GOMAXPROCS(*procs)
 	body, err := os.ReadFile(*bodyPath)
-	if err != nil || *addr == "" || *concurrency < 1 || *connections < 1 {
-		fmt.Fprintln(os.Stderr, "usage: grpcload -addr HOST:PORT -body FILE [-c N] [-connections N] [-duration D]", err)
+	if err != nil || *addr == "" || *concurrency < 1 || *connections < 1 || *procs < 1 {
+		fmt.Fprintln(os.Stderr, "usage: grpcload -addr HOST:PORT -body FILE [-c N] [-connections N] [-procs N] [-duration D]", err)
 		os.Exit(2)
 	}
 	conns := make([]*grpc.ClientConn, *connections)

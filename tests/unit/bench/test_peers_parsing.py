@@ -83,5 +83,5 @@ def test_grpc_argv_replays_the_body_over_one_connection() -> None:
         return argv[argv.index(name) + 1]
 
     assert (flag("-addr"), flag("-body"), flag("-c")) == ("127.0.0.1:9", "r.grpc", "64")
-    assert (flag("-connections"), flag("-duration")) == ("1", "2s")
+    assert (flag("-connections"), flag("-procs"), flag("-duration")) == ("1", "1", "2s")
     assert flag("-method") == "/inference.GRPCInferenceService/ModelInfer"
