@@ -49,8 +49,8 @@ class Served:
 class ServerConfig:
     """One server under test: `kind` picks the program, `batch` Sluice's --max-batch-size.
 
-    `device` and `workers` are Sluice's --device and --workers; `cores` the taskset list the
-    server's process tree gets.
+    `device`, `workers` and `cuda_wait` are Sluice's flags of those names; `cores` the taskset
+    list the server's process tree gets.
     """
 
     label: str
@@ -60,6 +60,7 @@ class ServerConfig:
     device: str = "cpu"
     cores: str = str(SERVER_CORE)
     workers: int = 1
+    cuda_wait: str = "block"
 
 
 def _pythonpath(*extra: Path) -> dict[str, str]:
@@ -104,6 +105,7 @@ def command(
         if config.batch_delay_us:
             argv += ["--max-batch-delay-us", str(config.batch_delay_us)]
         argv += ["--device", config.device, "--workers", str(config.workers)]
+        argv += ["--cuda-wait", config.cuda_wait]
         env = _pythonpath()
     elif config.kind == "kserve":
         python = ensure_peer(KSERVE) / "python"

@@ -47,6 +47,7 @@ _HELP = {
     "max_queue_size": "requests waiting past which new ones get 429 / RESOURCE_EXHAUSTED",
     "warmup_requests": "warm-up rounds before answering ready (0 skips warm-up)",
     "device": "auto (CUDA when present), cpu or cuda (fail without a GPU)",
+    "cuda_wait": "how a run waits for the GPU: block (sleep, frees the core) or spin",
     "intra_op_threads": "onnxruntime threads per model run; 0 = one per host core",
     "drain_seconds": "grace period after SIGTERM for in-flight requests",
     "shadow_url": "runtime to copy a share of requests to (traffic mirroring)",

@@ -109,6 +109,7 @@ class DataPlane:
             device=settings.device,
             max_batch_size=settings.max_batch_size,
             intra_op_threads=settings.intra_op_threads,
+            cuda_wait=settings.cuda_wait,
         )
         self._metrics.load_seconds.set(time.monotonic() - started)
         return model

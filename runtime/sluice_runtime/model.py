@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from sluice_runtime.cuda_wait import set_cuda_wait
 from sluice_runtime.datatypes import datatype_of_onnx
 from sluice_runtime.errors import ModelLoadError
 from sluice_runtime.tensors import ModelMetadata, TensorSpec
@@ -106,8 +107,11 @@ class OnnxModel:
         device: str,
         max_batch_size: int,
         intra_op_threads: int = 0,
+        cuda_wait: str = "block",
     ) -> None:
         plan = plan_device(device, ort.get_available_providers())
+        if CUDA in plan.providers:
+            set_cuda_wait(cuda_wait)
         options = session_options(intra_op_threads)
         try:
             self._session = ort.InferenceSession(

@@ -37,6 +37,7 @@ class RuntimeSettings(BaseModel):
     max_queue_size: int = Field(default=1024, ge=1)
     warmup_requests: int = Field(default=1, ge=0)
     device: Device = "auto"
+    cuda_wait: Literal["block", "spin"] = "block"
     intra_op_threads: int = Field(default=0, ge=0)
     cache_dir: Path = Field(default=Path("~/.cache/sluice/models"), validate_default=True)
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1)

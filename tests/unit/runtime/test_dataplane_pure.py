@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sluice_runtime import cuda_wait
 from sluice_runtime.dataplane import output_observations, triton_config
 from sluice_runtime.errors import ModelLoadError
 from sluice_runtime.model import CPU, CUDA, batchable, device_of, plan_device
@@ -92,3 +93,11 @@ def test_only_models_dynamic_in_every_first_dimension_are_batchable() -> None:
     assert not batchable((TensorSpec("x", "FP32", (2, 4)),), (TensorSpec("y", "FP32", (-1,)),))
     assert not batchable((dynamic,), (TensorSpec("total", "FP32", ()),))
     assert not batchable((), (TensorSpec("y", "FP32", (-1,)),))
+
+
+def test_the_gpu_wait_mode_is_reported_not_applied_without_a_cuda_runtime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No GPU here: every CUDA runtime soname fails to load, and nothing else changes.
+    monkeypatch.setattr(cuda_wait, "_RUNTIMES", ("libcudart-absent.so.99",))
+    assert cuda_wait.set_cuda_wait("block") is False
