@@ -22,6 +22,7 @@ from typing import IO
 
 import grpc
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sluice_runtime.grpc.generated import inference_pb2 as pb
 from sluice_runtime.grpc.generated import inference_pb2_grpc as pb_grpc
 
@@ -199,6 +200,7 @@ class RunningServer:
                         and stub.ModelReady(
                             pb.ModelReadyRequest(name=model_name), timeout=2.0
                         ).ready
+                        and self._workers_warm(client)
                     ):
                         return
                 except (httpx.TransportError, grpc.RpcError):
@@ -206,6 +208,19 @@ class RunningServer:
                 time.sleep(0.1)
         tail = self.log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{self.config.label} never became ready; its log ends:\n{tail}")
+
+    def _workers_warm(self, client: httpx.Client) -> bool:
+        """With --workers, a ready answer is one worker's: all must have warmed up."""
+        if self.config.workers == 1:
+            return True
+        text = client.get(f"{self.http_url}/metrics").text
+        warm = {
+            sample.labels.get("worker")
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "sluice_model_warmup_seconds" and sample.value > 0
+        }
+        return len(warm) == self.config.workers
 
     def stop(self) -> None:
         """SIGTERM to the whole process group, SIGKILL if it lingers."""
