@@ -41,6 +41,7 @@ from tests.models import mlp
 WORK = REPO / "bench" / ".work" / "gpu"
 BIG_BATCH = 32
 BATCH_DELAY_US = 500
+MERGE = 256  # rows per run when batch-32 requests are merged
 # A relative error bound for the GPU's answer against raw onnxruntime-gpu's on the same rows:
 # cuBLAS may pick another kernel (and summation order) for another batch size.
 TOLERANCE = 1e-3
@@ -59,15 +60,18 @@ class Scenario:
 
 
 def scenarios(workers: Sequence[int]) -> list[Scenario]:
-    """One worker: batch 1, batch 32 and batching to 32; then each worker count of `workers`."""
+    """One worker: batch 1, batch 32 and batching to 32; then each worker count of `workers`,
+    with batch-32 requests also merged up to MERGE rows per run."""
     found = [
         Scenario("sluice-gpu", 1, 0, 1),
         Scenario("sluice-gpu", BIG_BATCH, 0, BIG_BATCH),
         Scenario("sluice-gpu-batch", 1, BIG_BATCH, BIG_BATCH),
+        Scenario("sluice-gpu-merge", BIG_BATCH, MERGE, BIG_BATCH),
     ]
     for count in workers:
         found.append(Scenario("sluice-gpu", BIG_BATCH, 0, BIG_BATCH, count))
         found.append(Scenario("sluice-gpu-batch", 1, BIG_BATCH, BIG_BATCH, count))
+        found.append(Scenario("sluice-gpu-merge", BIG_BATCH, MERGE, BIG_BATCH, count))
     # The same batch-32 point with CUDA's default spin-wait: what --cuda-wait block saves.
     found.append(Scenario("sluice-gpu-spin", BIG_BATCH, 0, BIG_BATCH, workers[0], "spin"))
     return found
@@ -110,7 +114,8 @@ def run(args: argparse.Namespace, tools: Tools) -> tuple[list[Floor], list[GpuRo
         print(f"floor batch {floor.batch}: {floor.rows_per_s:,.0f} rows/s", file=sys.stderr)
     served = Served("big", path, WORK)
     rows: list[GpuRow] = []
-    for scenario in scenarios(args.workers):
+    chosen = [s for s in scenarios(args.workers) if not args.only or s.label in args.only]
+    for scenario in chosen:
         array = np.random.default_rng(scenario.rows).standard_normal((scenario.rows, inputs))
         array = array.astype(np.float32)
         bodies = request_bodies("big", input_name, array)
@@ -150,6 +155,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--client-procs", type=int, default=4, help="grpcload's OS threads")
     parser.add_argument("--connections", type=int, default=8, help="grpcload's connections")
     parser.add_argument("--workers", default="4", help="comma-separated --workers counts")
+    parser.add_argument("--only", default="", help="comma-separated server labels to run")
     parser.add_argument("--grpcload", type=Path, help="the grpcload binary (default: cached)")
     parser.add_argument("--out", type=Path, default=RESULTS / "gpu.md")
     parser.add_argument("--commit", default=commit(), help="the commit measured (for the page)")
@@ -159,6 +165,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.concurrency = tuple(int(c) for c in args.concurrency.split(","))
     args.workers = tuple(int(w) for w in args.workers.split(","))
+    args.only = tuple(label for label in args.only.split(",") if label)
     return args
 
 
