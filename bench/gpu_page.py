@@ -127,9 +127,9 @@ def write_gpu_page(
         f"grpcload on cores {args.client_cores} with {args.client_procs} OS threads and "
         f"{args.connections} HTTP/2 connections, closed loop. Each point: a {args.warmup} s "
         f"warm-up, then {args.repeats} runs of {args.seconds} s, medians.",
-        "- Share of raw: Sluice's rows/s over raw onnxruntime-gpu's at the batch size Sluice's "
-        "model runs reach (batch-1 requests with batching off: batch 1; batch-32 requests, or "
-        "batch-1 requests merged up to 32 by dynamic batching: batch 32).",
+        "- Share of raw: Sluice's rows/s over raw onnxruntime-gpu's at the batch size of one "
+        "request (the same work asked for; dynamic batching may merge requests into larger "
+        "runs, which raw onnxruntime at that batch size does not).",
         f"- Every server's answer was checked against raw onnxruntime-gpu's before it was "
         f"measured: largest relative error {worst:.1e}.",
         "",

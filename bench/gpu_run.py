@@ -49,12 +49,11 @@ TOLERANCE = 1e-3
 
 @dataclass(frozen=True)
 class Scenario:
-    """Rows per request, the server's batching and workers, and the floor batch compared to."""
+    """Rows per request (the floor batch it is compared to), the server's batching, workers."""
 
     label: str
     rows: int
     batch: int
-    floor_batch: int
     workers: int = 1
     cuda_wait: str = "block"
 
@@ -63,17 +62,17 @@ def scenarios(workers: Sequence[int]) -> list[Scenario]:
     """One worker: batch 1, batch 32 and batching to 32; then each worker count of `workers`,
     with batch-32 requests also merged up to MERGE rows per run."""
     found = [
-        Scenario("sluice-gpu", 1, 0, 1),
-        Scenario("sluice-gpu", BIG_BATCH, 0, BIG_BATCH),
-        Scenario("sluice-gpu-batch", 1, BIG_BATCH, BIG_BATCH),
-        Scenario("sluice-gpu-merge", BIG_BATCH, MERGE, BIG_BATCH),
+        Scenario("sluice-gpu", 1, 0),
+        Scenario("sluice-gpu", BIG_BATCH, 0),
+        Scenario("sluice-gpu-batch", 1, BIG_BATCH),
+        Scenario("sluice-gpu-merge", BIG_BATCH, MERGE),
     ]
     for count in workers:
-        found.append(Scenario("sluice-gpu", BIG_BATCH, 0, BIG_BATCH, count))
-        found.append(Scenario("sluice-gpu-batch", 1, BIG_BATCH, BIG_BATCH, count))
-        found.append(Scenario("sluice-gpu-merge", BIG_BATCH, MERGE, BIG_BATCH, count))
+        found.append(Scenario("sluice-gpu", BIG_BATCH, 0, count))
+        found.append(Scenario("sluice-gpu-batch", 1, BIG_BATCH, count))
+        found.append(Scenario("sluice-gpu-merge", BIG_BATCH, MERGE, count))
     # The same batch-32 point with CUDA's default spin-wait: what --cuda-wait block saves.
-    found.append(Scenario("sluice-gpu-spin", BIG_BATCH, 0, BIG_BATCH, workers[0], "spin"))
+    found.append(Scenario("sluice-gpu-spin", BIG_BATCH, 0, workers[0], "spin"))
     return found
 
 
@@ -137,7 +136,7 @@ def run(args: argparse.Namespace, tools: Tools) -> tuple[list[Floor], list[GpuRo
                 label = f"{scenario.label}-w{scenario.workers}"
                 point = Point(f"big-x{scenario.rows}", "grpc", concurrency, label)
                 row = measure_point(client, server, point, settings)
-                floor = floors[scenario.floor_batch]
+                floor = floors[scenario.rows]
                 rows.append(
                     GpuRow(row, scenario.rows, scenario.batch, scenario.workers, floor, error)
                 )
