@@ -88,9 +88,7 @@ def test_a_call_the_client_cancels_is_counted_cancelled_and_others_go_on(
     tmp_path: Path, start_runtime: StartRuntime
 ) -> None:
     runtime = start_runtime(slow(tmp_path / "slow.onnx", rounds=400))
-    request = pb.ModelInferRequest(model_name=runtime.model_name)
-    request.inputs.add(name="x", datatype="FP32", shape=[1, 4])
-    request.raw_input_contents.append(bytes(16))
+    request = _raw_request(runtime, np.zeros((1, 4), np.float32))
     with grpc.insecure_channel(runtime.grpc_address) as channel:
         call = _model_infer(channel).future(request, timeout=60)
         runtime.wait_metric("sluice_requests_in_flight", 1, protocol="grpc")
@@ -99,6 +97,13 @@ def test_a_call_the_client_cancels_is_counted_cancelled_and_others_go_on(
         answer = _model_infer(channel)(request, timeout=60)
     assert np.frombuffer(answer.raw_output_contents[0], np.float32).tolist() == [0.0] * 4
     assert runtime.metric("sluice_requests_in_flight", protocol="grpc") == 0
+
+
+def _raw_request(runtime: RuntimeProcess, x: Array) -> pb.ModelInferRequest:
+    request = pb.ModelInferRequest(model_name=runtime.model_name)
+    request.inputs.add(name="x", datatype="FP32", shape=list(x.shape))
+    request.raw_input_contents.append(x.tobytes())
+    return request
 
 
 def _model_infer(channel: grpc.Channel) -> Any:
@@ -183,16 +188,10 @@ def test_large_requests_reuse_warm_memory_instead_of_faulting_in_fresh_pages(
     # 256 KiB each way per call. With glibc's defaults each such buffer is a fresh mmap whose
     # 64 pages fault in one by one, several buffers per call (sluice_runtime/allocator.py).
     runtime = start_runtime(echo(tmp_path / "echo.onnx", width=1024))
-    request = pb.ModelInferRequest(model_name=runtime.model_name)
-    request.inputs.add(name="x", datatype="FP32", shape=[64, 1024])
     x = np.random.default_rng(5).standard_normal((64, 1024)).astype(np.float32)
-    request.raw_input_contents.append(x.tobytes())
+    request = _raw_request(runtime, x)
     with grpc.insecure_channel(runtime.grpc_address, options=UNLIMITED) as channel:
-        infer_call = channel.unary_unary(
-            "/inference.GRPCInferenceService/ModelInfer",
-            request_serializer=pb.ModelInferRequest.SerializeToString,
-            response_deserializer=pb.ModelInferResponse.FromString,
-        )
+        infer_call = _model_infer(channel)
         with ThreadPoolExecutor(16) as pool:  # several requests alive at once, as in service
 
             def calls(count: int) -> list[Any]:
