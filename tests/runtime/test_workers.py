@@ -19,6 +19,11 @@ from tests.runtime.harness import RuntimeProcess, StartRuntime
 REQUESTS = 200
 
 
+def _tmpdir(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "tmp").mkdir()
+    return {"TMPDIR": str(tmp_path / "tmp")}
+
+
 def _workers(runtime: RuntimeProcess) -> list[int]:
     pid = runtime.process.pid
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -42,7 +47,7 @@ def _wait_all_ready(runtime: RuntimeProcess, workers: int) -> None:
 def test_workers_share_the_ports_and_metrics_count_each_request_once(
     tmp_path: Path, start_runtime: StartRuntime
 ) -> None:
-    runtime = start_runtime(mlp(tmp_path / "mlp.onnx"), workers=2)
+    runtime = start_runtime(mlp(tmp_path / "mlp.onnx"), workers=2, env=_tmpdir(tmp_path))
     assert len(_workers(runtime)) == 2
     _wait_all_ready(runtime, 2)
     x = np.random.default_rng(0).standard_normal((1, 64)).astype(np.float32)
@@ -76,12 +81,14 @@ def test_workers_share_the_ports_and_metrics_count_each_request_once(
 def test_sigterm_drains_every_worker_and_the_supervisor_exits_zero(
     tmp_path: Path, start_runtime: StartRuntime
 ) -> None:
-    runtime = start_runtime(mlp(tmp_path / "mlp.onnx"), workers=3)
+    runtime = start_runtime(mlp(tmp_path / "mlp.onnx"), workers=3, env=_tmpdir(tmp_path))
     workers = _workers(runtime)
     assert len(workers) == 3
     _wait_all_ready(runtime, 3)
+    assert len(list((tmp_path / "tmp").glob("sluice-workers-*/worker-*.sock"))) == 3
     assert runtime.stop(signal.SIGTERM) == 0
     assert not any(_alive(pid) for pid in workers)
+    assert not list((tmp_path / "tmp").iterdir())  # the workers' metrics folder is removed
     assert runtime.logs().count("sluice_runtime.server: stopped") == 3
 
 
