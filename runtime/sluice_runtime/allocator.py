@@ -12,9 +12,9 @@ trim threshold above what is in use.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
+
+from sluice_runtime.libc import libc_function
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,7 @@ TOP_PAD = 16 << 20
 
 def tune_malloc() -> bool:
     """Apply the settings above; False (and nothing changed) where libc has no mallopt."""
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
-        mallopt = None
+    mallopt = libc_function("mallopt")
     if mallopt is None:
         log.info("malloc: no mallopt in this libc, allocator left as it is")
         return False

@@ -69,6 +69,9 @@ async def serve(
     metrics = RuntimeMetrics(CollectorRegistry(), settings.model_name, settings.model_version)
     tee = shadow_tee(settings, metrics.shadow)
     dataplane = DataPlane(settings, metrics, tee)
+    sockets = sockets if sockets is not None else bind_listeners(settings)
+    if sockets is None:
+        return EXIT_FAILED
     peers = None
     if worker is not None:
         peers = WorkerMetrics(
@@ -84,9 +87,6 @@ async def serve(
         max_request_bytes=settings.max_request_bytes,
         exposition=None if peers is None else peers.exposition,
     )
-    sockets = sockets if sockets is not None else bind_listeners(settings)
-    if sockets is None:
-        return EXIT_FAILED
     http_socket, grpc_socket = sockets
     health = HealthService(dataplane)
     methods = InferenceService(dataplane, metrics).methods() | health.methods()

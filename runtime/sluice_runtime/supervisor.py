@@ -16,8 +16,6 @@ supervisor die (PR_SET_PDEATHSIG), so none outlives it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -29,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from sluice_runtime.libc import libc_function
 from sluice_runtime.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ class WorkerSlot:
     index: int
 
 
-# What a worker runs: settings, the shared sockets, the metrics folder and its index -> code.
+# What a worker runs: the settings, the shared sockets and its slot; returns its exit code.
 WorkerMain = Callable[[RuntimeSettings, list[socket.socket], WorkerSlot], int]
 
 
@@ -54,9 +53,9 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 
 def _die_with_parent() -> None:
-    name = ctypes.util.find_library("c")
-    if name:
-        ctypes.CDLL(name).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    prctl = libc_function("prctl")
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:
