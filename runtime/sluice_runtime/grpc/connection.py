@@ -9,7 +9,8 @@ max concurrent streams and a per-message size limit. Headers are decoded by h2/h
 responses use stateless literal blocks built ahead of time (wire.py).
 
 Each call runs as a task; a deadline (grpc-timeout), a client's RST_STREAM or a lost
-connection cancels it. Writes made in one turn of the loop go out in one send.
+connection cancels it. Writes made in one turn of the loop go out in one send, and a client's
+PING that arrives while calls run is acknowledged in the send of the next answer.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ ServerStream = Callable[[bytes, wire.RequestHead], AsyncIterator[bytes]]
 RECEIVE_WINDOW = 1 << 24  # per stream and per connection: big tensors need few updates
 MAX_FRAME = 1 << 20  # what we accept; fewer, bigger frames for big tensors
 MAX_HEADER_BLOCK = 1 << 16
+# How long a PING's acknowledgement may wait for an answer to ride with. Clients ping with
+# nearly every answer they read (grpc-go's and gRPC core's bandwidth estimators), and the
+# ping comes in with their next call: acknowledged on its own it costs a TCP send per call.
+PING_ACK_HOLD = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,8 @@ class GrpcConnection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._receiving = False  # inside data_received, which flushes when it is done
+        self._ping_acks: list[bytes] = []  # held while calls run: they leave with an answer
+        self._ping_timer: asyncio.TimerHandle | None = None
         self._going_away = False
         self.closed = self._loop.create_future()
 
@@ -129,6 +136,11 @@ class GrpcConnection(asyncio.Protocol):
             self._fail(error.code, error.message)
         finally:
             self._receiving = False
+        if self._ping_acks and self._streams and not self._out:
+            # Nothing else to send now: the acknowledgement waits for the next answer.
+            if self._ping_timer is None:
+                self._ping_timer = self._loop.call_later(PING_ACK_HOLD, self._flush)
+            return
         self._flush()
 
     def _receive(self) -> None:
@@ -163,6 +175,8 @@ class GrpcConnection(asyncio.Protocol):
             self._cancel(stream)
         self._streams.clear()
         self._transport = None
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
         if not self.closed.done():
             self.closed.set_result(None)
         self._on_closed(self)
@@ -207,7 +221,7 @@ class GrpcConnection(asyncio.Protocol):
             if frame.stream_id or len(frame.payload) != 8:
                 raise frames.ConnectionFailure(ErrorCode.PROTOCOL_ERROR, "malformed PING")
             if not frame.flags & Flag.ACK:
-                self._write(frames.frame(FrameType.PING, Flag.ACK, 0, frame.payload))
+                self._ping_acks.append(frames.frame(FrameType.PING, Flag.ACK, 0, frame.payload))
         elif kind == FrameType.RST_STREAM:
             frames.error_code(frame.payload)
             if frame.stream_id == 0:
@@ -509,6 +523,13 @@ class GrpcConnection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._ping_acks:
+            # Acknowledgements first (RFC 9113 §6.7 asks they go before other frames).
+            self._out[:0] = self._ping_acks
+            self._ping_acks = []
+            if self._ping_timer is not None:
+                self._ping_timer.cancel()
+                self._ping_timer = None
         if self._out and self._transport is not None:
             out, self._out = self._out, []
             self._transport.write(b"".join(out))

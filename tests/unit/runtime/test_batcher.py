@@ -21,11 +21,6 @@ Array = np.ndarray[Any, Any]
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Model:
     """Doubles its input; records batch sizes and the thread it ran on; can be held."""
 
