@@ -59,7 +59,9 @@ def build(isvc: spec.InferenceService, settings: Settings, live: LiveState | Non
     shadow = _shadow_target(isvc, revisions, settings)
     objects: list[Manifest] = []
     for revision in revisions:
-        objects += revision_objects(isvc, revision, settings, shadow if revision.serving else None)
+        serving_shadow = shadow if revision.serving else None
+        addressed = traffic.via_router or revision.role == "shadow"
+        objects += revision_objects(isvc, revision, settings, serving_shadow, addressed=addressed)
     if traffic.via_router:
         objects += router_objects(isvc, traffic, settings)
     objects.append(entry_service(isvc, entry))

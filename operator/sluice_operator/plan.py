@@ -13,7 +13,9 @@ no traffic can reach it any more, judged from live objects, never from what was 
 - no Deployment's pod template sends it shadow copies.
 Since a pass reads the cluster before it writes, the earliest deletion is in the pass after the
 one that moved traffic away. Terminating pods then drain in-flight requests themselves.
-The router is deleted once the `<isvc>` Service no longer selects it.
+The router is deleted once the `<isvc>` Service no longer selects it. The same rule keeps a
+serving revision's own Service, no longer desired once the router is gone, while the live
+router or a shadow sender may still address it by name.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ def make_plan(desired: Desired, live: LiveState, isvc: str, owner_uid: str | Non
     wanted = {(o["kind"], o["metadata"]["name"]) for o in desired.objects}
     to_apply = tuple(o for o in desired.objects if _changed(o, live))
     revisions = {r.name for r in desired.revisions}
-    in_use = _revisions_in_use(live, isvc)
+    addressed = _revisions_addressed(live, isvc)
+    in_use = addressed | _entry_targets(live, isvc)
     router_in_use = _router_selected(live, isvc)
     drain: list[ObjectRef] = []
     delete: list[ObjectRef] = []
@@ -86,11 +89,18 @@ def make_plan(desired: Desired, live: LiveState, isvc: str, owner_uid: str | Non
         if revision is not None and revision not in revisions and revision in in_use:
             if obj["kind"] in RELABELED_KINDS and obj_labels.get(LABEL_ROLE) != DRAINING:
                 drain.append(ObjectRef.of(obj))
-        elif obj_labels.get(LABEL_COMPONENT) == COMPONENT_ROUTER and router_in_use:
-            continue
-        else:
+        elif not _still_used(obj, addressed, router_in_use):
             delete.append(ObjectRef.of(obj))
     return Plan(apply=to_apply, drain=tuple(drain), delete=tuple(delete))
+
+
+def _still_used(obj: Manifest, addressed: frozenset[str], router_in_use: bool) -> bool:
+    """A revision's own Service the live router or a shadow sender may still call, or the
+    router while the `<isvc>` Service selects it: kept although no longer desired."""
+    labels = labels_of(obj)
+    if obj["kind"] == "Service" and labels.get(LABEL_REVISION) in addressed:
+        return True
+    return labels.get(LABEL_COMPONENT) == COMPONENT_ROUTER and router_in_use
 
 
 def _changed(obj: Manifest, live: LiveState) -> bool:
@@ -117,17 +127,21 @@ def _router_selected(live: LiveState, isvc: str) -> bool:
     return selector.get(LABEL_COMPONENT) == COMPONENT_ROUTER
 
 
-def _revisions_in_use(live: LiveState, isvc: str) -> frozenset[str]:
-    """Revisions some live object may still send requests (or shadow copies) to."""
+def _entry_targets(live: LiveState, isvc: str) -> frozenset[str]:
+    """Revisions the live `<isvc>` Service sends to, directly or through the router."""
+    current = live_traffic(live.get("Service", isvc), live.get("ConfigMap", router_name(isvc)))
+    return current.targets if current is not None else frozenset()
+
+
+def _revisions_addressed(live: LiveState, isvc: str) -> frozenset[str]:
+    """Revisions the live router or a live shadow sender may still send to by their own
+    Service's name."""
     deployments = live.revision_deployments()
     config_map = live.get("ConfigMap", router_name(isvc))
     router = live.router_deployment()
     if router is not None and not router_serving_config(router, config_map):
         return frozenset(deployments)
     used: set[str] = set()
-    current = live_traffic(live.get("Service", isvc), config_map)
-    if current is not None:
-        used |= current.targets
     if router is not None:
         routed = router_traffic(config_map)
         used |= routed.targets if routed is not None else set(deployments)

@@ -42,15 +42,23 @@ def revision_objects(
     revision: Revision,
     settings: Settings,
     shadow: tuple[str, int] | None,
+    *,
+    addressed: bool,
 ) -> list[Manifest]:
-    """Deployment and Service always; HPA and PodDisruptionBudget when scaling asks."""
+    """The Deployment; its own Service when `addressed`; HPA and PodDisruptionBudget when
+    scaling asks.
+
+    A revision needs its own Service only while something other than the `<isvc>` Service
+    sends to it (the router, or serving pods copying requests to a shadow). Every Service
+    costs a ClusterIP, which kube-apiserver allocates one at a time, and rules in every
+    node's kube-proxy; most InferenceServices serve one revision and need none.
+    """
     name = isvc_name(isvc)
     labels = revision_labels(name, revision)
     scaling = isvc.spec.scaling
-    objects = [
-        _deployment(isvc, revision, labels, settings, shadow),
-        _service(isvc, revision, labels),
-    ]
+    objects = [_deployment(isvc, revision, labels, settings, shadow)]
+    if addressed:
+        objects.append(_service(isvc, revision, labels))
     if autoscaled(scaling):
         objects.append(_hpa(isvc, revision, labels))
     if scaling.min_replicas >= 2:

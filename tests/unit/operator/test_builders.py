@@ -111,13 +111,32 @@ def test_ports_and_probes_follow_the_runtime_contract() -> None:
 
 
 def test_revision_service_exposes_http_and_grpc_with_app_protocol() -> None:
-    service = find(build(isvc()).objects, "Service", build(isvc()).revisions[0].name)
+    result = build(with_canary("2", 10))
+    service = find(result.objects, "Service", result.revisions[0].name)
     ports = {p["name"]: p for p in service["spec"]["ports"]}
     assert ports["http"]["targetPort"] == "http"
     assert ports["http"]["port"] == 8080
     assert ports["grpc"]["appProtocol"] == "grpc"
     assert ports["grpc"]["targetPort"] == "grpc"
     assert service["spec"]["type"] == "ClusterIP"
+
+
+def _services(resource: Any) -> set[str]:
+    return {o["metadata"]["name"] for o in build(resource).objects if o["kind"] == "Service"}
+
+
+def test_a_revision_has_its_own_service_only_while_the_router_or_a_shadow_sends_to_it() -> None:
+    plain = build(isvc())
+    assert _services(isvc()) == {"iris"}  # the entry Service selects the revision's pods
+    stable, canary = build(with_canary("2", 10)).revisions
+    assert _services(with_canary("2", 10)) == {"iris", stable.name, canary.name}
+    # A canary taking nothing still has its Service: router pods that still run the
+    # previous split may send to it until they are replaced.
+    assert _services(with_canary("2", 0, traffic={"stickyHeader": "x-user"})) >= {canary.name}
+    with_shadow = isvc({"spec": {"shadow": {"model": model("3")}}})
+    serving, shadow = build(with_shadow).revisions
+    assert _services(with_shadow) == {"iris", shadow.name}
+    assert plain.revisions[0].name == serving.name
 
 
 def test_pods_run_locked_down() -> None:

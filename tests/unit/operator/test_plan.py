@@ -8,7 +8,7 @@ from sluice_operator import spec
 from sluice_operator.live import LiveState
 from sluice_operator.naming import LABEL_REVISION, LABEL_ROLE, router_name
 from sluice_operator.plan import Plan, make_plan
-from sluice_operator.traffic import live_traffic
+from sluice_operator.traffic import live_traffic, router_traffic
 
 from tests.unit.operator.kit import UID, build, isvc, live_of, model, settle, with_canary
 
@@ -26,9 +26,13 @@ def _converge(
         plan = _plan(resource, live)
         if plan.empty:
             return live, plans
-        reachable = _reachable(live)
+        reachable, by_name = _reachable(live), _routed_by_name(live)
         for ref in plan.delete:
-            assert ref.name not in reachable, f"{ref.name} deleted while traffic reaches it"
+            # The entry Service reaches a revision's pods without the revision's own Service.
+            assert ref.kind == "Service" or ref.name not in reachable, (
+                f"{ref.name} deleted while traffic reaches it"
+            )
+            assert ref.name not in by_name, f"{ref.kind} {ref.name} deleted while routed to"
         plans.append(plan)
         live = settle(plan, live, unavailable)
     raise AssertionError(f"no fixed point: {plans[-1]}")
@@ -37,6 +41,14 @@ def _converge(
 def _reachable(live: LiveState) -> set[str]:
     traffic = live_traffic(live.get("Service", "iris"), live.get("ConfigMap", router_name("iris")))
     return set(traffic.targets) if traffic else set()
+
+
+def _routed_by_name(live: LiveState) -> set[str]:
+    """Revisions a live router sends to through their own Services."""
+    if live.router_deployment() is None:
+        return set()
+    routed = router_traffic(live.get("ConfigMap", router_name("iris")))
+    return set(routed.targets) if routed else set()
 
 
 def _names(live: LiveState, kind: str) -> set[str]:
@@ -66,7 +78,7 @@ def test_a_changed_spec_applies_only_what_changed() -> None:
     plan = _plan(after, live)
     kinds = sorted(o["kind"] for o in plan.apply)
     new_revision = build(after).revisions[0].name
-    assert kinds == ["Deployment", "Service"]
+    assert kinds == ["Deployment"]  # the Service moves to it once its pods are up
     assert {o["metadata"]["name"] for o in plan.apply} == {new_revision}
     assert not plan.delete
 
@@ -93,9 +105,15 @@ def test_promotion_keeps_the_canary_deployment_and_deletes_the_old_stable_last()
     assert not switch.delete, "nothing is deleted in the pass that moves traffic"
     assert {o["metadata"]["name"] for o in switch.apply} >= {"iris", canary}
     assert {r.name for r in switch.drain} == {old_stable}
-    # The router still holds the old split until it is gone, so the old stable goes after it.
+    # The router still holds the old split until it is gone, so the old stable goes after it,
+    # and so does the new stable's own Service, which the router sent to by name.
     assert {r.name for r in router_gone.delete} == {router_name("iris")}
-    assert {r.name for r in stable_gone.delete} == {old_stable}
+    assert {(r.kind, r.name) for r in stable_gone.delete} == {
+        ("Deployment", old_stable),
+        ("Service", old_stable),
+        ("Service", canary),
+    }
+    assert _names(live, "Service") == {"iris"}
     assert _names(live, "Deployment") == {canary}
     assert live.get("Deployment", canary)["metadata"]["uid"] == uid_before  # type: ignore[index]
     assert live.get("Deployment", canary)["metadata"]["labels"][LABEL_ROLE] == "stable"  # type: ignore[index]
