@@ -67,7 +67,8 @@ def method(settings: Settings, load: str) -> list[str]:
         "`parallel_workers=1`, so inference runs in one worker process). Each in its own "
         "virtualenv from `bench/peers/*.txt`.",
         "- `noop`: the do-nothing server on Sluice's stack (FastAPI on uvicorn with uvloop and "
-        "httptools, grpc.aio, one event loop) answering canned bytes: the transport's own cost. "
+        "httptools, Sluice's own HTTP/2 gRPC server, one event loop) answering canned bytes: the "
+        "transport's own cost. "
         f"`sluice-batch`: `--max-batch-size {settings.batch} "
         f"--max-batch-delay-us {settings.batch_delay_us}`; `sluice`: batching off.",
         "- Clients: wrk (one thread, one connection per concurrent request, a Lua script posting "
