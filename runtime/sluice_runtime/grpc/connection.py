@@ -8,7 +8,8 @@ SETTINGS, PING, flow control both ways, CONTINUATION, RST_STREAM, GOAWAY for dra
 max concurrent streams and a per-message size limit. Headers are decoded by h2/hpack_decoder.py;
 responses use stateless literal blocks built ahead of time (wire.py).
 
-Each call runs as a task; a deadline (grpc-timeout), a client's RST_STREAM or a lost
+Each call runs from the request's last frame on (unary calls without a Task, resume.py;
+streaming calls as a task); a deadline (grpc-timeout), a client's RST_STREAM or a lost
 connection cancels it. Writes made in one turn of the loop go out in one send, and a client's
 PING that arrives while calls run is acknowledged in the send of the next answer.
 """
@@ -17,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from sluice_runtime.grpc import wire
+from sluice_runtime.grpc.resume import Resumed
 from sluice_runtime.grpc.status import GrpcError, StatusCode
 from sluice_runtime.h2 import frames
 from sluice_runtime.h2.frames import ErrorCode, Flag, FrameType, Setting
@@ -70,7 +72,7 @@ class _Stream:
         self.head = head
         self.body: list[bytes] = []  # DATA payloads, joined once the request is complete
         self.body_size = 0
-        self.task: asyncio.Task[None] | None = None
+        self.task: Resumed | asyncio.Task[None] | None = None  # the running call
         self.timer: asyncio.TimerHandle | None = None
         self.send_window = send_window
         self.pending = bytearray()  # DATA payload waiting for flow-control credit
@@ -382,13 +384,14 @@ class GrpcConnection(asyncio.Protocol):
         stream.body = []
         if method.unary is not None:
             # Eager start: the call runs now, in this turn of the loop, up to its first
-            # suspension (the model's answer); a call that never suspends needs no task.
+            # suspension (the model's answer), and is resumed from there without a Task
+            # (resume.py); a call that never suspends needs nothing more.
             call = self._unary(stream, method.unary(message, stream.head))
             try:
                 suspended = call.send(None)
             except StopIteration:
                 return
-            stream.task = self._loop.create_task(_finish(_Started(call, suspended)))
+            stream.task = Resumed(self._loop, call, suspended)
         else:
             assert method.stream is not None
             stream.streaming = True
@@ -555,35 +558,3 @@ def _stop_timer(stream: _Stream) -> None:
     if stream.timer is not None:
         stream.timer.cancel()
         stream.timer = None
-
-
-class _Started:
-    """The rest of a coroutine that already ran up to its first suspension, as an awaitable.
-
-    What Python 3.12's eager tasks do: the task created for it re-yields the future the
-    coroutine is waiting on, then relays results, exceptions and cancellation to it.
-    """
-
-    def __init__(self, coroutine: Coroutine[Any, Any, None], suspended: Any) -> None:
-        self._coroutine = coroutine
-        self._suspended = suspended
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        coroutine, suspended = self._coroutine, self._suspended
-        while True:
-            try:
-                sent = yield suspended
-            except BaseException as error:  # cancellation included: the coroutine decides
-                try:
-                    suspended = coroutine.throw(error)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    suspended = coroutine.send(sent)
-                except StopIteration:
-                    return
-
-
-async def _finish(started: _Started) -> None:
-    await started
