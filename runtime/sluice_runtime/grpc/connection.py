@@ -41,6 +41,7 @@ MAX_HEADER_BLOCK = 1 << 16
 # nearly every answer they read (grpc-go's and gRPC core's bandwidth estimators), and the
 # ping comes in with their next call: acknowledged on its own it costs a TCP send per call.
 PING_ACK_HOLD = 0.002
+DEADLINE_TICK = 0.001  # uvloop's timer resolution
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +64,8 @@ class _Stream:
     """One call's state, from its headers until its last byte is written."""
 
     __slots__ = (
-        "answered", "body", "body_size", "head", "id", "pending", "received", "send_window",
-        "streaming", "task", "timer", "trailer",
+        "answered", "body", "body_size", "deadline", "head", "id", "pending", "received",
+        "send_window", "streaming", "task", "trailer",
     )  # fmt: skip
 
     def __init__(self, stream_id: int, head: wire.RequestHead, send_window: int) -> None:
@@ -73,7 +74,7 @@ class _Stream:
         self.body: list[bytes] = []  # DATA payloads, joined once the request is complete
         self.body_size = 0
         self.task: Resumed | asyncio.Task[None] | None = None  # the running call
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline: float | None = None  # loop time by which it must be answered
         self.send_window = send_window
         self.pending = bytearray()  # DATA payload waiting for flow-control credit
         self.trailer: bytes | None = None  # the closing header block, sent after `pending`
@@ -111,6 +112,11 @@ class GrpcConnection(asyncio.Protocol):
         self._receiving = False  # inside data_received, which flushes when it is done
         self._ping_acks: list[bytes] = []  # held while calls run: they leave with an answer
         self._ping_timer: asyncio.TimerHandle | None = None
+        # One timer for the earliest deadline of the open calls, not one per call: calls
+        # with the same grpc-timeout end in the order they start, so a call nearly never
+        # moves the earliest deadline and costs no timer of its own.
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._deadline_at = 0.0
         self._going_away = False
         self.closed = self._loop.create_future()
 
@@ -179,6 +185,8 @@ class GrpcConnection(asyncio.Protocol):
         self._transport = None
         if self._ping_timer is not None:
             self._ping_timer.cancel()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
         if not self.closed.done():
             self.closed.set_result(None)
         self._on_closed(self)
@@ -398,7 +406,9 @@ class GrpcConnection(asyncio.Protocol):
             call = self._server_stream(stream, method.stream(message, stream.head))
             stream.task = self._loop.create_task(call)
         if stream.head.timeout is not None:
-            stream.timer = self._loop.call_later(stream.head.timeout, self._expire, stream)
+            stream.deadline = self._loop.time() + stream.head.timeout
+            if self._deadline_timer is None or stream.deadline < self._deadline_at:
+                self._arm_deadline(stream.deadline)
 
     async def _unary(self, stream: _Stream, answer: Awaitable[bytes]) -> None:
         try:
@@ -428,15 +438,32 @@ class GrpcConnection(asyncio.Protocol):
         else:
             self._end(stream, wire.OK_TRAILERS)
 
-    def _expire(self, stream: _Stream) -> None:
-        stream.timer = None
-        if not stream.answered:
-            self._cancel(stream, StatusCode.DEADLINE_EXCEEDED)
-            self._answer_error(stream, StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
+    def _arm_deadline(self, when: float) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+        self._deadline_at = when
+        self._deadline_timer = self._loop.call_at(when, self._expire_due)
+
+    def _expire_due(self) -> None:
+        """End the calls whose deadline has come, then wait for the next earliest one."""
+        self._deadline_timer = None
+        # The loop may run a timer up to one of its ticks early (uvloop counts milliseconds).
+        due = self._loop.time() + DEADLINE_TICK
+        upcoming: float | None = None
+        for stream in list(self._streams.values()):
+            deadline = stream.deadline
+            if deadline is None or stream.answered:
+                continue
+            if deadline <= due:
+                self._cancel(stream, StatusCode.DEADLINE_EXCEEDED)
+                self._answer_error(stream, StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
+            elif upcoming is None or deadline < upcoming:
+                upcoming = deadline
+        if upcoming is not None:
+            self._arm_deadline(upcoming)
 
     def _cancel(self, stream: _Stream, why: StatusCode = StatusCode.CANCELLED) -> None:
         """Stop a call's work; the handler sees a CancelledError carrying `why`'s name."""
-        _stop_timer(stream)
         if stream.task is not None and not stream.task.done():
             stream.task.cancel(why.name)
 
@@ -446,7 +473,6 @@ class GrpcConnection(asyncio.Protocol):
         """Response headers, the message and the trailers; whatever the windows allow now."""
         if stream.answered or stream.id not in self._streams:
             return
-        _stop_timer(stream)
         size = len(data)
         head = frames.frame(FrameType.HEADERS, Flag.END_HEADERS, stream.id, wire.RESPONSE_HEADERS)
         if (
@@ -480,7 +506,6 @@ class GrpcConnection(asyncio.Protocol):
         """A Trailers-Only answer: the status and no message."""
         if stream.answered or stream.id not in self._streams:
             return
-        _stop_timer(stream)
         stream.answered = True
         del self._streams[stream.id]
         block = wire.trailers_only(code, message, extra)
@@ -552,9 +577,3 @@ class GrpcConnection(asyncio.Protocol):
         if self._transport is not None:
             self._flush()
             self._transport.close()
-
-
-def _stop_timer(stream: _Stream) -> None:
-    if stream.timer is not None:
-        stream.timer.cancel()
-        stream.timer = None

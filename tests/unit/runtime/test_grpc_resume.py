@@ -29,10 +29,12 @@ async def test_runs_on_when_the_awaited_future_is_done() -> None:
     assert not resumed.done()
     first.set_result("a")
     await asyncio.sleep(0)
-    assert seen == ["a"] and not resumed.done()
+    assert seen == ["a"]
+    assert not resumed.done()
     second.set_result("b")
     await asyncio.sleep(0)
-    assert seen == ["a", "b"] and resumed.done()
+    assert seen == ["a", "b"]
+    assert resumed.done()
 
 
 async def test_an_exception_of_the_future_is_raised_in_the_coroutine() -> None:
@@ -49,7 +51,8 @@ async def test_an_exception_of_the_future_is_raised_in_the_coroutine() -> None:
     resumed = start(loop, call())
     future.set_exception(ValueError("bad"))
     await asyncio.sleep(0)
-    assert [str(error) for error in caught] == ["bad"] and resumed.done()
+    assert [str(error) for error in caught] == ["bad"]
+    assert resumed.done()
 
 
 async def test_cancel_cancels_the_awaited_future_and_delivers_the_message() -> None:
@@ -67,7 +70,8 @@ async def test_cancel_cancels_the_awaited_future_and_delivers_the_message() -> N
     resumed.cancel("DEADLINE_EXCEEDED")
     assert future.cancelled()  # the batcher sees nobody wants the answer
     await asyncio.sleep(0)
-    assert messages == [("DEADLINE_EXCEEDED",)] and resumed.done()
+    assert messages == [("DEADLINE_EXCEEDED",)]
+    assert resumed.done()
 
 
 async def test_cancel_after_the_result_arrived_still_wins_over_the_result() -> None:
@@ -85,7 +89,8 @@ async def test_cancel_after_the_result_arrived_still_wins_over_the_result() -> N
     future.set_result("answer")  # its callback is scheduled, not run yet
     resumed.cancel("CANCELLED")
     await asyncio.sleep(0)
-    assert outcome == [("CANCELLED",)] and resumed.done()
+    assert outcome == [("CANCELLED",)]
+    assert resumed.done()
 
 
 async def test_a_bare_yield_lets_the_loop_turn_then_continues() -> None:
@@ -103,7 +108,8 @@ async def test_a_bare_yield_lets_the_loop_turn_then_continues() -> None:
     loop.call_soon(order.append, "other callback")
     for _ in range(3):
         await asyncio.sleep(0)
-    assert "after the yield" in order and resumed.done()
+    assert "after the yield" in order
+    assert resumed.done()
 
 
 async def test_cancel_of_a_finished_call_does_nothing() -> None:
