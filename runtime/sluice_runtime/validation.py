@@ -42,33 +42,46 @@ def format_shape(shape: Sequence[int]) -> str:
 def _shape_matches(expected: Sequence[int], got: Sequence[int]) -> bool:
     if len(expected) != len(got):
         return False
-    return all(want in (-1, have) for want, have in zip(expected, got, strict=True))
+    # A loop, not all() over a generator: this runs for every request.
+    for want, have in zip(expected, got, strict=True):  # noqa: SIM110
+        if want != have and want != -1:
+            return False
+    return True
 
 
 def _check_tensor(spec: TensorSpec, tensor: Tensor) -> Array:
-    where = f"input {spec.name!r}"
-    if tensor.datatype != spec.datatype:
-        raise InvalidInput(f"{where}: expected datatype {spec.datatype}, got {tensor.datatype}")
+    # Every request passes here: the messages are built only on the way to an error.
     shape = tuple(tensor.shape)
-    if any(dim < 0 for dim in shape):
-        raise InvalidInput(f"{where}: shape {format_shape(shape)} has a negative dimension")
+    if tensor.datatype != spec.datatype:
+        raise InvalidInput(
+            f"{_where(spec)}: expected datatype {spec.datatype}, got {tensor.datatype}"
+        )
+    if shape and min(shape) < 0:
+        raise InvalidInput(f"{_where(spec)}: shape {format_shape(shape)} has a negative dimension")
     if not _shape_matches(spec.shape, shape):
         raise InvalidInput(
-            f"{where}: expected shape {format_shape(spec.shape)}, got {format_shape(shape)}"
+            f"{_where(spec)}: expected shape {format_shape(spec.shape)}, got {format_shape(shape)}"
         )
+    data = tensor.data
     expected_count = math.prod(shape)
-    if tensor.data.size != expected_count:
+    if data.size != expected_count:
         raise InvalidInput(
-            f"{where}: shape {format_shape(shape)} holds {expected_count} elements, "
-            f"got {tensor.data.size}"
+            f"{_where(spec)}: shape {format_shape(shape)} holds {expected_count} elements, "
+            f"got {data.size}"
         )
-    return _model_ready(where, spec.datatype, tensor.data.reshape(shape))
+    if data.shape != shape:
+        data = data.reshape(shape)
+    return _model_ready(spec, data)
 
 
-def _model_ready(where: str, datatype: str, data: Array) -> Array:
+def _where(spec: TensorSpec) -> str:
+    return f"input {spec.name!r}"
+
+
+def _model_ready(spec: TensorSpec, data: Array) -> Array:
     """Give the model the dtype it declares; ONNX strings are UTF-8 text, not raw bytes."""
-    if datatype != "BYTES":
-        dtype = numpy_dtype(datatype)
+    if spec.datatype != "BYTES":
+        dtype = numpy_dtype(spec.datatype)
         return data if data.dtype == dtype else data.astype(dtype)
     text = np.empty(data.shape, dtype=object)
     flat = text.reshape(-1)
@@ -80,7 +93,7 @@ def _model_ready(where: str, datatype: str, data: Array) -> Array:
             flat[index] = bytes(item).decode("utf-8")
         except (UnicodeDecodeError, TypeError):
             raise InvalidInput(
-                f"{where}: element {index} is not UTF-8 text (ONNX strings are UTF-8)"
+                f"{_where(spec)}: element {index} is not UTF-8 text (ONNX strings are UTF-8)"
             ) from None
     return text
 

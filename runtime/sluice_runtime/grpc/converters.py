@@ -53,15 +53,19 @@ CONTENTS_FIELD: dict[str, str] = {
 def infer_request_from_proto(message: Any, fallback_id: str) -> InferRequest:
     """A ModelInferRequest as an InferRequest; `fallback_id` when the message has no id."""
     raw = message.raw_input_contents
-    if raw and len(raw) != len(message.inputs):
+    items = message.inputs
+    if raw and len(raw) != len(items):
         raise InvalidInput(
             f"raw_input_contents has {len(raw)} entries but the request has "
-            f"{len(message.inputs)} inputs; send one per input, in order, or none"
+            f"{len(items)} inputs; send one per input, in order, or none"
         )
     inputs: list[Tensor] = []
-    for index, item in enumerate(message.inputs):
+    for index, item in enumerate(items):
         name, datatype = item.name, item.datatype
-        shape = check_shape(name, list(item.shape))
+        # Protobuf has made the dimensions ints already: only their sign can be wrong.
+        shape = tuple(item.shape)
+        if shape and min(shape) < 0:
+            check_shape(name, list(shape))  # raises, naming the input
         if raw:
             if item.HasField("contents"):
                 raise InvalidInput(f"input '{name}': has both raw and typed contents")
@@ -70,14 +74,19 @@ def infer_request_from_proto(message: Any, fallback_id: str) -> InferRequest:
             data = _from_contents(name, datatype, shape, item.contents)
         parameters = _checked(item.parameters, "input", name)
         inputs.append(Tensor(name, datatype, shape, data, parameters))
-    outputs = [
-        RequestedOutput(output.name, _checked(output.parameters, "output", output.name))
-        for output in message.outputs
-    ]
+    requested = message.outputs
+    outputs = (
+        [
+            RequestedOutput(output.name, _checked(output.parameters, "output", output.name))
+            for output in requested
+        ]
+        if requested
+        else None
+    )
     return InferRequest(
         id=message.id or fallback_id,
         inputs=inputs,
-        outputs=outputs or None,
+        outputs=outputs,
         parameters=_checked(message.parameters, "request", ""),
     )
 

@@ -41,8 +41,12 @@ class HeaderDecoder:
         try:
             while position < end:
                 first = block[position]
-                if first & 0x80:  # indexed field
-                    index, position = _integer(block, position, 7)
+                if first & 0x80:  # indexed field, nearly always a one-byte index
+                    if first != 0xFF:
+                        index = first & 0x7F
+                        position += 1
+                    else:
+                        index, position = _integer(block, position, 7)
                     field = self._field(index)
                 elif first & 0x40:  # literal, added to the table
                     field, position = self._literal(block, position, 6)
