@@ -276,3 +276,15 @@ def test_request_ids_are_echoed_generated_and_logged(
         assert failed.status_code == 400
         assert failed.headers["x-request-id"] == "trace-bad-3"
     assert re.search(r"rest request trace-bad-3: 400 .*input 'input'", runtime.logs())
+
+
+def test_answers_carry_a_date_but_no_server_banner(
+    mlp_model: Path, start_runtime: StartRuntime
+) -> None:
+    runtime = start_runtime(mlp_model, model_name="mlp")
+    body = {"inputs": [json_tensor("input", np.zeros((1, 8), np.float32))]}
+    with httpx.Client(base_url=runtime.http_url) as http:
+        for answer in (http.post("/v2/models/mlp/infer", json=body), http.get("/v2/health/ready")):
+            assert answer.status_code == 200
+            assert "server" not in answer.headers
+            assert "date" in answer.headers
