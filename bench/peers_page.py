@@ -74,9 +74,11 @@ def method(settings: Settings, load: str) -> list[str]:
         "- Clients: wrk (one thread, one connection per concurrent request, a Lua script posting "
         "the body) for REST and grpcload (`bench/peers/grpcload`, Go, grpc-go, one OS thread, "
         "one HTTP/2 connection, the request pre-serialized) for gRPC, closed loop. Server on "
-        "core 0, client on core 1 (`taskset`). Before each point "
-        f"a {settings.warmup} s warm-up, then {settings.repeats} runs of "
-        f"{settings.seconds} s; each figure is the median of the runs.",
+        "core 0, client on core 1 (`taskset`). "
+        f"{settings.repeats} rounds: in each, every server is started and, at each point, "
+        f"warmed up for {settings.warmup} s and measured for {settings.seconds} s; each figure "
+        "is the median over the rounds, so a slow spell of the machine touches every server "
+        "alike.",
         "- Server CPU ms/req: utime+stime of the server's whole process tree (from /proc) over "
         "the requests answered. Client headroom: server CPU per request ÷ the client's own CPU "
         "per request (wait4 rusage), i.e. how many times faster the client is than the server "

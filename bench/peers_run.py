@@ -1,9 +1,10 @@
 """`python -m bench.peers_run`: Sluice against KServe and MLServer, same model, same client.
 
-For each model and server: start it pinned to the server core, check that every protocol
-answers onnxruntime's numbers, then for each protocol and concurrency warm up, measure
-`repeats` times with wrk or grpcload pinned to the client core, and keep the medians. Writes
-bench/results/peers.md and the rows as bench/results/peers.json. `--quick` is a smoke run.
+In each of `repeats` rounds, for each model and server: start it pinned to the server core,
+check that every protocol answers onnxruntime's numbers, then for each protocol and
+concurrency warm up and measure once with wrk or grpcload pinned to the client core. Each
+figure is the median over the rounds. Writes bench/results/peers.md and the rows as
+bench/results/peers.json. `--quick` is a smoke run.
 """
 
 from __future__ import annotations
@@ -137,39 +138,43 @@ def measure_floor(
     )
 
 
-def measure_point(client: Client, server: RunningServer, point: Point, settings: Settings) -> Row:
-    """Warm up, then `repeats` runs, each with the server tree's CPU seconds around it."""
+def measure_once(
+    client: Client, server: RunningServer, point: Point, settings: Settings, round_: int
+) -> Sample:
+    """Warm up, then one run with the server tree's CPU seconds around it."""
     client.run(server, point.model, point.protocol, point.concurrency, settings.warmup)
-    samples = []
-    for _ in range(settings.repeats):
-        before = server.cpu_seconds()
-        got = client.run(server, point.model, point.protocol, point.concurrency, settings.seconds)
-        cpu = server.cpu_seconds() - before
-        samples.append(
-            Sample(got.requests, got.seconds, got.p50_ms, got.p99_ms, got.errors, cpu,
-                   got.client_cpu_s)
-        )  # fmt: skip
-    row = summarize(point, samples)
+    before = server.cpu_seconds()
+    got = client.run(server, point.model, point.protocol, point.concurrency, settings.seconds)
+    cpu = server.cpu_seconds() - before
+    sample = Sample(
+        got.requests, got.seconds, got.p50_ms, got.p99_ms, got.errors, cpu, got.client_cpu_s
+    )
     print(
-        f"{point.model:4} {point.server:13} {point.protocol:12} c{point.concurrency:<3} "
-        f"{row.rps:9.0f} req/s  p50 {row.p50_ms:7.3f} ms  p99 {row.p99_ms:7.3f} ms  "
-        f"cpu {row.server_cpu_ms:6.3f} ms/req  client x{row.client_headroom:4.1f}  "
-        f"errors {row.errors}",
+        f"round {round_ + 1} {point.model:4} {point.server:13} {point.protocol:12} "
+        f"c{point.concurrency:<3} {got.rps:9.0f} req/s  p50 {got.p50_ms:7.3f} ms  "
+        f"p99 {got.p99_ms:7.3f} ms  cpu {1e3 * cpu / max(got.requests, 1):6.3f} ms/req  "
+        f"errors {got.errors}",
         file=sys.stderr,
         flush=True,
     )
-    return row
+    return sample
+
+
+def measure_point(client: Client, server: RunningServer, point: Point, settings: Settings) -> Row:
+    """`repeats` runs of one point back to back, for a benchmark with one server (the GPU's)."""
+    runs = [measure_once(client, server, point, settings, run) for run in range(settings.repeats)]
+    return summarize(point, runs)
 
 
 def measure_server(
     prepared: Prepared, config: ServerConfig, protocols: Sequence[str], client: Client,
-    settings: Settings, notes: list[str],
-) -> dict[Point, Row]:  # fmt: skip
-    """All points of one server on one model, the server started once and checked first."""
+    settings: Settings, round_: int, notes: list[str],
+) -> dict[Point, Sample]:  # fmt: skip
+    """One round of one server on one model: started, checked, then every point once."""
     name = prepared.served.name
     with running(config, prepared.served, WORK) as server:
         check_answers(server, name, prepared.bodies, prepared.expected, tuple(protocols))
-        if config.kind == "mlserver" and "rest-binary" not in protocols:
+        if round_ == 0 and config.kind == "mlserver" and "rest-binary" not in protocols:
             status = binary_refused(server, name, prepared.bodies)
             notes.append(f"{config.label}: a binary tensor extension request gets HTTP {status}")
         points = [
@@ -177,7 +182,7 @@ def measure_server(
             for protocol in protocols
             for concurrency in settings.concurrency
         ]
-        return {point: measure_point(client, server, point, settings) for point in points}
+        return {point: measure_once(client, server, point, settings, round_) for point in points}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -213,10 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if peer.name in chosen:
             ensure_peer(peer)
     WORK.mkdir(parents=True, exist_ok=True)
-    rows: dict[Point, Row] = {}
+    samples: dict[Point, list[Sample]] = {}
     floors: dict[str, list[Floor]] = {}
     notes: list[str] = []
     titles: dict[str, str] = {}
+    prepared_models = []
     for model in MODELS:
         if model.key not in args.models.split(","):
             continue
@@ -226,11 +232,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure_floor(prepared.served.path, b, settings.seconds) for b in (1, BATCH)
         ]
         client = Client(tools, prepared.bodies, WORK / f"{model.key}-requests")
-        wanted = args.protocols.split(",")
-        for label, planned in model.plan.items():
-            protocols = tuple(protocol for protocol in planned if protocol in wanted)
-            if label in chosen and protocols:
-                rows |= measure_server(prepared, SERVERS[label], protocols, client, settings, notes)
+        prepared_models.append((prepared, client))
+    wanted = args.protocols.split(",")
+    # Rounds, not back-to-back repeats: in each round every server is started and measured at
+    # every point once, so a slow spell of the machine touches every server alike rather
+    # than whichever one happened to be running.
+    for round_ in range(settings.repeats):
+        for prepared, client in prepared_models:
+            for label, planned in prepared.model.plan.items():
+                protocols = tuple(protocol for protocol in planned if protocol in wanted)
+                if label in chosen and protocols:
+                    measured = measure_server(
+                        prepared, SERVERS[label], protocols, client, settings, round_, notes
+                    )
+                    for point, sample in measured.items():
+                        samples.setdefault(point, []).append(sample)
+    rows = {point: summarize(point, found) for point, found in samples.items()}
     write_page(args.out, rows, floors, titles, settings, notes, load)
     args.out.with_suffix(".json").write_text(
         json.dumps([row.as_dict() for row in rows.values()], indent=1) + "\n"
