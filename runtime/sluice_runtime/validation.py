@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -21,12 +20,12 @@ from sluice_runtime.tensors import InferRequest, ModelMetadata, Tensor, TensorSp
 Array = np.ndarray[Any, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class ValidRequest:
+class ValidRequest(NamedTuple):
     """A request's inputs as model-ready arrays, keyed and ordered as the model declares them.
 
     `rows` is the size of the batch dimension (1 when the model has none), which is what
-    the batcher counts against the max batch size.
+    the batcher counts against the max batch size. A named tuple: one is made per request,
+    and a frozen dataclass costs three times as much to build.
     """
 
     inputs: dict[str, Array]

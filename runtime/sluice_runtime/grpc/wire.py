@@ -8,8 +8,9 @@ length and the bytes; the status travels in trailers (or alone, "Trailers-Only")
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -28,14 +29,20 @@ _RESERVED = frozenset(
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class RequestHead:
-    """What a call's request headers say, once checked."""
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
+
+
+class RequestHead(NamedTuple):
+    """What a call's request headers say, once checked.
+
+    A named tuple rather than a frozen dataclass, which costs 1.5 µs to build (each field
+    set through object.__setattr__) against 0.5 µs, on every call.
+    """
 
     path: str
     timeout: float | None = None
     encoding: str = "identity"
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, str] = _NO_METADATA
 
 
 class NotGrpc(Exception):
