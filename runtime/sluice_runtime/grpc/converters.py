@@ -62,10 +62,7 @@ def infer_request_from_proto(message: Any, fallback_id: str) -> InferRequest:
     inputs: list[Tensor] = []
     for index, item in enumerate(items):
         name, datatype = item.name, item.datatype
-        # Protobuf has made the dimensions ints already: only their sign can be wrong.
-        shape = tuple(item.shape)
-        if shape and min(shape) < 0:
-            check_shape(name, list(shape))  # raises, naming the input
+        shape = check_shape(name, list(item.shape))
         if raw:
             if item.HasField("contents"):
                 raise InvalidInput(f"input '{name}': has both raw and typed contents")
