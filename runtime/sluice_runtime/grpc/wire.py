@@ -22,10 +22,10 @@ M = TypeVar("M")
 CONTENT_TYPE = b"application/grpc"
 _PREFIX = struct.Struct(">BI")
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
-# Metadata that belongs to the protocol, not to the application.
-_RESERVED = frozenset(
-    {b"content-type", b"te", b"user-agent", b"grpc-timeout", b"grpc-encoding",
-     b"grpc-accept-encoding", b"content-length"}
+# Headers that belong to the protocol, not to the application's metadata.
+_NOT_METADATA = frozenset(
+    {b":method", b":scheme", b":authority", b":path", b"content-type", b"te", b"user-agent",
+     b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding", b"content-length"}
 )  # fmt: skip
 
 
@@ -57,29 +57,31 @@ def request_head(headers: list[tuple[bytes, bytes]]) -> RequestHead:
     """Checks a request's decoded header list and keeps what the call needs.
 
     Raises NotGrpc for a request no gRPC client would send (wrong method or content type).
+    The list becomes a dict first (a repeated name keeps its last value): a call's head is
+    then a few lookups, and metadata costs nothing when, as usual, there is none.
     """
-    method = path = content_type = b""
-    timeout: float | None = None
-    encoding = "identity"
-    metadata: dict[str, str] = {}
-    for name, value in headers:
-        if name == b":path":
-            path = value
-        elif name == b":method":
-            method = value
-        elif name == b"content-type":
-            content_type = value
-        elif name == b"grpc-timeout":
-            timeout = parse_timeout(value.decode("latin-1"))
-        elif name == b"grpc-encoding":
-            encoding = value.decode("latin-1")
-        elif not name.startswith(b":") and name not in _RESERVED:
-            metadata[name.decode("latin-1")] = value.decode("latin-1")
+    fields = dict(headers)
+    method = fields.get(b":method", b"")
     if method != b"POST":
         raise NotGrpc(405, f"gRPC calls are POST requests, not {method.decode('latin-1')!r}")
+    content_type = fields.get(b"content-type", b"")
     if not (content_type == CONTENT_TYPE or content_type.startswith(CONTENT_TYPE + b"+")):
         raise NotGrpc(415, f"content-type must be application/grpc, got {content_type!r}")
-    return RequestHead(path.decode("latin-1"), timeout, encoding, metadata)
+    timeout = fields.get(b"grpc-timeout")
+    encoding = fields.get(b"grpc-encoding")
+    metadata = _NO_METADATA
+    if not _NOT_METADATA.issuperset(fields):
+        metadata = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in fields.items()
+            if name not in _NOT_METADATA and not name.startswith(b":")
+        }
+    return RequestHead(
+        fields.get(b":path", b"").decode("latin-1"),
+        None if timeout is None else parse_timeout(timeout.decode("latin-1")),
+        "identity" if encoding is None else encoding.decode("latin-1"),
+        metadata,
+    )
 
 
 def parse_timeout(value: str) -> float:

@@ -9,15 +9,24 @@ Huffman code. Tests check it against `hpack`'s encoder, dynamic table evictions 
 
 from __future__ import annotations
 
-from collections import deque
-
 from hpack.huffman_table import decode_huffman
 from hpack.table import HeaderTable
 
 from sluice_runtime.h2.frames import ConnectionFailure, ErrorCode
 
-_STATIC = HeaderTable.STATIC_TABLE
 _ENTRY_OVERHEAD = 32  # RFC 7541 §4.1
+
+
+def _sized(field: tuple[bytes, bytes]) -> tuple[tuple[bytes, bytes], int]:
+    """A field with its size as the header list and the table count it (§4.1)."""
+    return field, len(field[0]) + len(field[1]) + _ENTRY_OVERHEAD
+
+
+# The static table's fields with their sizes, then the dynamic table's (newest first), in
+# one list indexed as HPACK indexes them: an indexed field, most of a request's, is one
+# lookup whichever table holds it, and its size needs no arithmetic.
+_STATIC = [_sized(field) for field in HeaderTable.STATIC_TABLE]
+_DYNAMIC = len(_STATIC)  # where the dynamic entries start in that list
 
 
 def _fail(message: str) -> ConnectionFailure:
@@ -31,12 +40,13 @@ class HeaderDecoder:
         self._limit = max_table_size  # what we announced; the peer may go lower
         self._max = max_table_size
         self._max_list = max_list_size
-        self._table: deque[tuple[bytes, bytes]] = deque()  # newest first
-        self._size = 0
+        self._entries = list(_STATIC)  # static, then dynamic newest first
+        self._size = 0  # of the dynamic entries
 
     def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
         """The header list a block encodes; a malformed block is a COMPRESSION_ERROR."""
         headers: list[tuple[bytes, bytes]] = []
+        entries = self._entries
         position, end, listed = 0, len(block), 0
         try:
             while position < end:
@@ -47,10 +57,13 @@ class HeaderDecoder:
                         position += 1
                     else:
                         index, position = _integer(block, position, 7)
-                    field = self._field(index)
+                    if not 0 < index <= len(entries):
+                        raise _fail(f"header index {index} out of range")
+                    field, size = entries[index - 1]
                 elif first & 0x40:  # literal, added to the table
                     field, position = self._literal(block, position, 6)
-                    self._add(field)
+                    field, size = entry = _sized(field)
+                    self._add(entry)
                 elif first & 0x20:  # dynamic table size update
                     if headers:
                         raise _fail("table size update after a header field")
@@ -62,7 +75,8 @@ class HeaderDecoder:
                     continue
                 else:  # literal without indexing (0x00) or never indexed (0x10)
                     field, position = self._literal(block, position, 4)
-                listed += len(field[0]) + len(field[1]) + _ENTRY_OVERHEAD
+                    field, size = _sized(field)
+                listed += size
                 if listed > self._max_list:
                     raise _fail(f"header list larger than {self._max_list} bytes")
                 headers.append(field)
@@ -70,37 +84,30 @@ class HeaderDecoder:
             raise _fail("header block cut short") from None
         return headers
 
-    def _field(self, index: int) -> tuple[bytes, bytes]:
-        if 0 < index <= len(_STATIC):
-            return _STATIC[index - 1]
-        dynamic = index - len(_STATIC) - 1
-        if index == 0 or dynamic >= len(self._table):
-            raise _fail(f"header index {index} out of range")
-        return self._table[dynamic]
-
     def _literal(self, block: bytes, position: int, prefix: int) -> tuple[tuple[bytes, bytes], int]:
         index, position = _integer(block, position, prefix)
-        if index:
-            name = self._field(index)[0]
-        else:
+        if not index:
             name, position = _string(block, position)
+        elif index <= len(self._entries):
+            name = self._entries[index - 1][0][0]
+        else:
+            raise _fail(f"header index {index} out of range")
         value, position = _string(block, position)
         return (name, value), position
 
-    def _add(self, field: tuple[bytes, bytes]) -> None:
-        size = len(field[0]) + len(field[1]) + _ENTRY_OVERHEAD
+    def _add(self, entry: tuple[tuple[bytes, bytes], int]) -> None:
+        size = entry[1]
         if size > self._max:  # too big for the table: it empties the table (§4.4)
-            self._table.clear()
+            del self._entries[_DYNAMIC:]
             self._size = 0
             return
         self._evict(size)
-        self._table.appendleft(field)
+        self._entries.insert(_DYNAMIC, entry)
         self._size += size
 
     def _evict(self, room: int) -> None:
         while self._size + room > self._max:
-            name, value = self._table.pop()
-            self._size -= len(name) + len(value) + _ENTRY_OVERHEAD
+            self._size -= self._entries.pop()[1]
 
 
 def _integer(block: bytes, position: int, prefix: int) -> tuple[int, int]:

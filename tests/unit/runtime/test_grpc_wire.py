@@ -31,6 +31,23 @@ def test_a_grpc_request_head_keeps_path_timeout_and_application_metadata() -> No
     assert head.metadata == {"x-request-id": "abc"}
 
 
+def test_pseudo_headers_and_protocol_headers_are_never_metadata() -> None:
+    head = wire.request_head(
+        [*GRPC_POST, (b":authority", b"h:1"), (b":protocol", b"x"), (b"grpc-encoding", b"gzip")]
+    )
+    assert head.encoding == "gzip"
+    assert head.timeout is None
+    assert dict(head.metadata) == {}
+    repeated = wire.request_head([*GRPC_POST, (b"x-a", b"1"), (b"x-a", b"2")])
+    assert head.metadata == {} and repeated.metadata == {"x-a": "2"}
+
+
+def test_a_call_that_is_not_grpc_is_refused_as_such_before_its_timeout_is_read() -> None:
+    headers = [(b":method", b"GET"), (b"grpc-timeout", b"soon")]
+    with pytest.raises(wire.NotGrpc):
+        wire.request_head(headers)
+
+
 @pytest.mark.parametrize(
     ("change", "status"),
     [((b":method", b"GET"), 405), ((b"content-type", b"application/json"), 415)],
