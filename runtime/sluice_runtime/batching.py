@@ -66,6 +66,7 @@ class BatchQueue(Generic[T]):
 
     def __init__(self, policy: BatchPolicy) -> None:
         self.policy = policy
+        self._merging = policy.merging  # read per request: a plain attribute, not a property
         self._waiting: deque[Pending[T]] = deque()
 
     def __len__(self) -> int:
@@ -87,7 +88,7 @@ class BatchQueue(Generic[T]):
         if not self._waiting:
             return None
         head = self._waiting[0]
-        if not self.policy.merging or self._joinable_rows(head) >= self.policy.max_batch_size:
+        if not self._merging or self._joinable_rows(head) >= self.policy.max_batch_size:
             return 0.0
         remaining = head.enqueued_at + self.policy.max_delay - now
         return 0.0 if remaining <= self.policy.tolerance else remaining
@@ -100,7 +101,7 @@ class BatchQueue(Generic[T]):
         oversized request is served on its own rather than starved or refused. Without
         merging, everything waiting is taken, for the caller to run one by one.
         """
-        if not self.policy.merging:
+        if not self._merging:
             return self.drain()
         if not self._waiting:
             return []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Generic, TypeVar
@@ -79,20 +79,23 @@ class Buckets:
 
 
 class Level:
-    """One gauge series."""
+    """One gauge series: raised and lowered, or read from a source when scraped."""
 
-    __slots__ = ("_lock", "_value")
+    __slots__ = ("_lock", "_source", "_value")
 
     def __init__(self) -> None:
         self._value = 0.0
         self._lock = threading.Lock()
+        self._source: Callable[[], float] | None = None
 
     @property
     def value(self) -> float:
-        return self._value
+        return self._value if self._source is None else float(self._source())
 
-    def set(self, value: float) -> None:
-        self._value = value
+    def follow(self, source: Callable[[], float]) -> None:
+        """Read the value from `source` at each scrape: for a level something already
+        counts (the batch queue's length), setting it on every change costs each request."""
+        self._source = source
 
     def inc(self) -> None:
         with self._lock:

@@ -38,6 +38,7 @@ class InferenceService:
     def __init__(self, dataplane: DataPlane, metrics: RuntimeMetrics) -> None:
         self._dataplane = dataplane
         self._metrics = metrics
+        self._in_flight = metrics.in_flight(PROTOCOL)
 
     def methods(self) -> dict[str, Method]:
         """The service's methods by their HTTP/2 path; others answer UNIMPLEMENTED."""
@@ -86,7 +87,7 @@ class InferenceService:
         request_id = ""
         code, error = "INTERNAL", "internal error"
         failure: GrpcError | None = None
-        with self._metrics.in_flight(PROTOCOL):
+        with self._in_flight:
             try:
                 request = parse(pb.ModelInferRequest, body)
                 request_id = request.id or head.metadata.get(REQUEST_ID_HEADER) or new_request_id()

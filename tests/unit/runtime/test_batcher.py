@@ -99,6 +99,24 @@ async def test_a_full_queue_refuses_at_once_while_the_model_is_busy() -> None:
     await batcher.stop()
 
 
+async def test_the_queue_depth_gauge_reads_what_waits_behind_a_busy_model() -> None:
+    model = Model()
+    model.gate.clear()
+    counted = metrics()
+    batcher = Batcher(model, BatchPolicy(0, max_delay=0.0, max_queue_size=10), counted)
+    batcher.start()
+    running = asyncio.create_task(batcher.submit(rows(1.0), 1))
+    await asyncio.to_thread(model.running.wait, 10)
+    assert counted.queue_depth.value == 0  # the first request is in the model, not waiting
+    queued = [asyncio.create_task(batcher.submit(rows(2.0), 1)) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert counted.queue_depth.value == 3
+    model.gate.set()
+    await asyncio.gather(running, *queued)
+    assert counted.queue_depth.value == 0
+    await batcher.stop()
+
+
 async def test_without_merging_every_request_runs_alone() -> None:
     model = Model()
     batcher = Batcher(model, BatchPolicy(0, max_delay=1.0, max_queue_size=100), metrics())

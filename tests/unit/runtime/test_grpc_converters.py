@@ -153,6 +153,15 @@ def test_response_carries_every_output_raw_in_order() -> None:
     assert theirs.raw_output_contents[1][:5] == struct.pack("<I", 1) + b"a"
 
 
+def test_an_output_laid_out_column_major_still_travels_row_major() -> None:
+    transposed = SAMPLES["FP32"].T  # a view: Fortran order, not C order
+    assert not transposed.flags.c_contiguous
+    response = InferResponse("m", "1", "r", [Tensor("y", "FP32", transposed.shape, transposed)])
+    message = converters.infer_response_to_proto(response)
+    assert message.raw_output_contents[0] == raw("FP32", np.ascontiguousarray(transposed))
+    assert len(message.parameters) == 0
+
+
 def test_metadata_config_and_server_metadata_messages() -> None:
     metadata = ModelMetadata(
         name="m",

@@ -53,7 +53,7 @@ def test_in_flight_rises_inside_the_block_and_falls_after_it_even_on_error() -> 
 
 def test_batcher_series_and_the_output_histogram_with_negative_bounds() -> None:
     metrics = RuntimeMetrics(CollectorRegistry(), "m", "1")
-    metrics.queue_depth.set(3)
+    metrics.queue_depth.follow(lambda: 3)
     metrics.batch_size.observe(5)
     metrics.inference_seconds.observe(0.002)
     metrics.queue_seconds.observe(0.0001)
