@@ -3,15 +3,15 @@
 The `hpack` package's decoder builds a HeaderTuple and walks several Python layers per field;
 on a gRPC call with one call in flight it was about an eighth of the event loop's time
 (bench/results/optimizations.md). This one decodes straight into (name, value) byte pairs.
-It reuses what `hpack` gets right and is not on the hot path: the static table and the
-Huffman code. Tests check it against `hpack`'s encoder, dynamic table evictions included.
+It reuses what `hpack` gets right: the static table and the Huffman code table (decoded
+by huffman.py). Tests check it against `hpack`'s encoder, dynamic table evictions included.
 """
 
 from __future__ import annotations
 
-from hpack.huffman_table import decode_huffman
 from hpack.table import HeaderTable
 
+from sluice_runtime.h2 import huffman
 from sluice_runtime.h2.frames import ConnectionFailure, ErrorCode
 
 _ENTRY_OVERHEAD = 32  # RFC 7541 §4.1
@@ -131,15 +131,15 @@ def _integer(block: bytes, position: int, prefix: int) -> tuple[int, int]:
 
 def _string(block: bytes, position: int) -> tuple[bytes, int]:
     """A string literal (§5.2), Huffman-coded or raw."""
-    huffman = block[position] & 0x80
+    coded = block[position] & 0x80
     length, position = _integer(block, position, 7)
     end = position + length
     if end > len(block):
         raise _fail("header string cut short")
     raw = block[position:end]
-    if not huffman:
+    if not coded:
         return raw, end
     try:
-        return decode_huffman(raw), end
-    except Exception as error:  # hpack raises its own HPACKDecodingError
+        return huffman.decode(raw), end
+    except ValueError as error:
         raise _fail(f"bad Huffman string: {error}") from None
