@@ -8,7 +8,7 @@ EXTRAS ?= runtime,operator,dev,bench
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install system-deps lint test test-unit test-runtime test-cluster test-e2e demo bench \
-        bench-peers bench-operator bench-gpu generate clean
+        bench-peers bench-instructions bench-operator bench-gpu generate clean
 
 # Python environment: rebuilt when pyproject.toml changes.
 install: $(INSTALLED)
@@ -63,6 +63,12 @@ bench: install system-deps bench-peers
 bench-peers: install system-deps
 	bash hack/bench-tools.sh
 	$(PY) -m bench.peers_run
+
+# Instructions per gRPC call under callgrind (bench/results/instructions.md): a figure that
+# does not drift with the machine, for A/B of small changes. About 4 minutes.
+bench-instructions: install system-deps
+	bash hack/bench-tools.sh
+	$(PY) -m bench.instructions
 
 # The operator with 1,000 InferenceServices on a fresh local control plane with kwok nodes
 # (bench/results/operator_scale.md); several minutes, so not part of `make bench`.

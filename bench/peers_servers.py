@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +88,15 @@ def _mlserver_folder(served: Served, workdir: Path, http: int, grpc_port: int) -
 
 
 def command(
-    config: ServerConfig, served: Served, workdir: Path, http: int, grpc_port: int
+    config: ServerConfig,
+    served: Served,
+    workdir: Path,
+    http: int,
+    grpc_port: int,
+    wrapper: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, str]]:
-    """The argv (under taskset) and environment that start `config` serving `served`."""
+    """The argv (under taskset, then `wrapper`: a profiler) and environment that start
+    `config` serving `served`."""
     ports = ["--http-port", str(http), "--grpc-port", str(grpc_port)]
     if config.kind == "noop":
         argv = [sys.executable, "-m", "bench.peers_noop", *ports, "--answers", str(served.answers)]
@@ -121,7 +127,7 @@ def command(
         raise ValueError(
             f"server kind {config.kind!r} is not one of noop, sluice, kserve, mlserver"
         )
-    return ["taskset", "-c", config.cores, *argv], env
+    return ["taskset", "-c", config.cores, *wrapper, *argv], env
 
 
 def parse_stat(text: str) -> tuple[int, int, int]:
@@ -185,9 +191,9 @@ class RunningServer:
     def cpu_seconds(self) -> float:
         return tree_ticks(self.process.pid, _read_stats()) / CLOCK_TICKS
 
-    def wait_ready(self, model_name: str) -> None:
+    def wait_ready(self, model_name: str, timeout: float = READY_TIMEOUT) -> None:
         """Until the model answers ready over REST and gRPC; the log tail if it never does."""
-        deadline = time.monotonic() + READY_TIMEOUT
+        deadline = time.monotonic() + timeout
         url = f"{self.http_url}/v2/models/{model_name}/ready"
         with httpx.Client(timeout=2.0) as client, grpc.insecure_channel(self.grpc_address) as ch:
             stub = pb_grpc.GRPCInferenceServiceStub(ch)
@@ -237,10 +243,16 @@ class RunningServer:
 
 
 @contextmanager
-def running(config: ServerConfig, served: Served, workdir: Path) -> Iterator[RunningServer]:
+def running(
+    config: ServerConfig,
+    served: Served,
+    workdir: Path,
+    wrapper: Sequence[str] = (),
+    ready_timeout: float = READY_TIMEOUT,
+) -> Iterator[RunningServer]:
     """Start `config` serving `served` on free ports, wait until ready, stop it afterwards."""
     http, grpc_port = free_port(), free_port()
-    argv, env = command(config, served, workdir, http, grpc_port)
+    argv, env = command(config, served, workdir, http, grpc_port, wrapper)
     log = workdir / f"{config.label}-{served.name}.log"
     out: IO[bytes] = log.open("wb")
     process = subprocess.Popen(
@@ -248,7 +260,7 @@ def running(config: ServerConfig, served: Served, workdir: Path) -> Iterator[Run
     )
     server = RunningServer(config, process, http, grpc_port, log)
     try:
-        server.wait_ready(served.name)
+        server.wait_ready(served.name, ready_timeout)
         yield server
     finally:
         server.stop()

@@ -12,9 +12,11 @@ SRC=bench/peers/grpcload
 HASH="$(cat "${SRC}/go.mod" "${SRC}/go.sum" "${SRC}/main.go" | sha256sum | cut -c1-12)"
 DEST="${HOME}/.cache/sluice/grpcload/${HASH}"
 
-if ! command -v wrk >/dev/null; then
+# valgrind: callgrind counts instructions per call for bench/instructions.py.
+if ! command -v wrk >/dev/null || ! command -v callgrind_control >/dev/null; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk valgrind \
+    >/dev/null
 fi
 
 if [ ! -x "${DEST}/grpcload" ]; then
