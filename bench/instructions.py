@@ -6,7 +6,7 @@ change of a few percent; the instructions a call retires do not drift. This runs
 callgrind on the benchmark MLP, warms it up with grpcload, then counts with callgrind_control
 an idle window and a loaded one of the same length (grpcload, one call in flight); the
 figure is (loaded - idle) / calls answered. Both of the server's threads, user space only:
-the kernel is not counted. Runs of one build differ by about 1% (the client's pings and the
+the kernel is not counted. Runs of one build differ by 1-2% (the client's pings and the
 loop's turns per call depend on timing). Needs valgrind (Debian package `valgrind`).
 Writes bench/results/instructions.md.
 """
