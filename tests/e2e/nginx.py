@@ -184,16 +184,21 @@ class Nginx:
 
 
 def _workers(master: int) -> dict[int, bool]:
-    """Children of an nginx master; workers told to quit retitle as "... is shutting down"."""
+    """Children of an nginx master; workers told to quit retitle as "... is shutting down".
+
+    A worker that is exiting while we look reads as missing (ENOENT), gone (ESRCH) or, as a
+    zombie not yet reaped, with an empty command line; all three are counted as gone.
+    """
     try:
         children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return {}
     workers: dict[int, bool] = {}
     for child in children:
         try:
             title = Path(f"/proc/{child}/cmdline").read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             continue
-        workers[int(child)] = b"shutting down" not in title
+        if title:
+            workers[int(child)] = b"shutting down" not in title
     return workers

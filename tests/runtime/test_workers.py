@@ -33,7 +33,7 @@ def _workers(runtime: RuntimeProcess) -> list[int]:
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped before or while we read
         return False
     return state != "Z"
 
