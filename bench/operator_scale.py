@@ -26,13 +26,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, watch
-from prometheus_client.parser import text_string_to_metric_families
+from kubernetes import client
 
-from bench.operator_scale_report import Latency, ScaleRun, ServiceCosts, write_page
+from bench import operator_floor
+from bench.operator_cluster import (
+    LABEL_ISVC,
+    NAMESPACE,
+    RUNTIME_IMAGE,
+    follow,
+    fresh_cluster,
+    manifest,
+    mix,
+    service_costs,
+    sum_samples,
+)
+from bench.operator_scale_report import Latency, ScaleRun, write_page
 from bench.peers_servers import CLOCK_TICKS, parse_stat
-from tests.cluster import controlplane
-from tests.cluster.components import fake_node
 from tests.cluster.controlplane import REPO, ControlPlane
 from tests.cluster.operator_harness import (
     GROUP,
@@ -45,41 +54,10 @@ from tests.cluster.operator_harness import (
 from tests.cluster.processes import wait_for
 from tests.runtime.harness import free_port
 
-NAMESPACE = "scale"
 FLOW_SCHEMA = "sluice-bench-operator"
 PRIORITY_LEVEL = "workload-low"  # where ServiceAccounts land by default ("service-accounts")
-BENCH_NODES = 8
 RESYNC_SECONDS = 30.0
 READY_TIMEOUT = 300.0
-LABEL_ISVC = "sluice.dev/isvc"
-
-
-def mix(index: int) -> str:
-    """70% plain, 15% canary, 15% shadow, interleaved so every slice of the run is mixed."""
-    slot = index % 20
-    return "plain" if slot < 14 else "canary" if slot < 17 else "shadow"
-
-
-def manifest(name: str, kind: str) -> dict[str, Any]:
-    """A small InferenceService of `kind`; mlflow URIs are pinned by version (no digest)."""
-
-    def model(version: str) -> dict[str, str]:
-        return {"name": name, "version": version, "uri": f"mlflow://{name}/{version}"}
-
-    spec: dict[str, Any] = {
-        "model": model("1"),
-        "runtime": {"resources": {"requests": {"cpu": "10m", "memory": "32Mi"}}},
-    }
-    if kind == "canary":
-        spec["canary"] = {"model": model("2"), "trafficPercent": 10}
-    elif kind == "shadow":
-        spec["shadow"] = {"model": model("3"), "mirrorPercent": 100}
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceService",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": spec,
-    }
 
 
 def is_ready(body: dict[str, Any]) -> bool:
@@ -119,35 +97,11 @@ def flow_schema(service_account: str) -> dict[str, Any]:
 
 def apiserver_requests(cluster: ControlPlane) -> float:
     """Requests the API server dispatched for the operator's FlowSchema so far."""
-    return _sum_samples(
+    return sum_samples(
         cluster,
         "apiserver_flowcontrol_dispatched_requests_total",
         {"flow_schema": FLOW_SCHEMA},
     )
-
-
-def service_costs(cluster: ControlPlane) -> ServiceCosts:
-    """What creating Services has cost the API server so far: every create allocates a
-    ClusterIP, and the allocator does one at a time (a lock around an IPAddress create)."""
-    apply = {"verb": "APPLY", "resource": "services"}
-    allocation = "kube_apiserver_clusterip_allocator_allocation_duration_seconds"
-    return ServiceCosts(
-        creates=_sum_samples(cluster, "apiserver_request_duration_seconds_count", apply),
-        create_seconds=_sum_samples(cluster, "apiserver_request_duration_seconds_sum", apply),
-        allocations=_sum_samples(cluster, f"{allocation}_count", {}),
-        allocation_seconds=_sum_samples(cluster, f"{allocation}_sum", {}),
-    )
-
-
-def _sum_samples(cluster: ControlPlane, name: str, labels: dict[str, str]) -> float:
-    """The sum of the API server's samples named `name` whose labels include `labels`."""
-    text = cluster.kubectl("get", "--raw", "/metrics").stdout
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and labels.items() <= sample.labels.items():
-                total += sample.value
-    return total
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -158,17 +112,6 @@ def rss_mb(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024
     return values["VmRSS"], values["VmHWM"]
-
-
-def bench_nodes() -> list[dict[str, Any]]:
-    """kwok nodes roomy enough for thousands of small pods (the test nodes hold 110 each)."""
-    nodes = []
-    for index in range(BENCH_NODES):
-        node = fake_node(f"kwok-bench-{index}")
-        capacity = {"cpu": "1000", "memory": "4Ti", "pods": "1000"}
-        node["status"] = {"capacity": capacity, "allocatable": capacity}
-        nodes.append(node)
-    return nodes
 
 
 class Watcher:
@@ -192,7 +135,10 @@ class Watcher:
             (core.list_namespaced_service, (NAMESPACE,), {"label_selector": LABEL_ISVC}),
             (custom.list_namespaced_custom_object, (GROUP, VERSION, NAMESPACE, PLURAL), {}),
         ]
-        threads = [threading.Thread(target=self._run, args=s, daemon=True) for s in streams]
+        threads = [
+            threading.Thread(target=follow, args=(*s, self._stop, self._on_object), daemon=True)
+            for s in streams
+        ]
         for thread in threads:
             thread.start()
         try:
@@ -202,26 +148,16 @@ class Watcher:
             for thread in threads:
                 thread.join(timeout=10)
 
-    def _run(self, call: Callable[..., Any], args: tuple[str, ...], kwargs: dict[str, str]) -> None:
-        version = ""
-        while not self._stop.is_set():
-            stream = watch.Watch()
-            for event in stream.stream(
-                call, *args, timeout_seconds=2, resource_version=version, **kwargs
-            ):
-                obj = event["raw_object"]
-                meta = obj["metadata"]
-                version = meta["resourceVersion"]
-                if obj["kind"] == "InferenceService":
-                    owner, what = meta["name"], self.READY if is_ready(obj) else ""
-                else:
-                    owner, what = meta["labels"][LABEL_ISVC], f"{obj['kind']}/{meta['name']}"
-                if what:
-                    with self._changed:
-                        self._seen.setdefault(owner, {}).setdefault(what, time.monotonic())
-                        self._changed.notify_all()
-                if self._stop.is_set():
-                    stream.stop()
+    def _on_object(self, event: str, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        if obj["kind"] == "InferenceService":
+            owner, what = meta["name"], self.READY if is_ready(obj) else ""
+        else:
+            owner, what = meta["labels"][LABEL_ISVC], f"{obj['kind']}/{meta['name']}"
+        if what:
+            with self._changed:
+                self._seen.setdefault(owner, {}).setdefault(what, time.monotonic())
+                self._changed.notify_all()
 
     def ready_count(self, prefix: str) -> int:
         """InferenceServices named `prefix...` that have been seen Ready."""
@@ -275,19 +211,6 @@ class Rig:
         self.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
 
 
-def _nodes_ready(cluster: ControlPlane, names: set[str]) -> bool:
-    nodes = cluster.kubectl_json("nodes")["items"]
-    ready = {
-        n["metadata"]["name"]
-        for n in nodes
-        if any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in n["status"].get("conditions", [])
-        )
-    }
-    return names <= ready
-
-
 def _start_operator(kubeconfig: Path, log: Path, resync_seconds: float) -> Operator:
     """`sluice-operator` as tests/cluster starts it, but logging at INFO as the chart runs it
     (DEBUG lines for 1,000 objects would cost the operator more than its work)."""
@@ -296,23 +219,15 @@ def _start_operator(kubeconfig: Path, log: Path, resync_seconds: float) -> Opera
         "env", f"KUBECONFIG={kubeconfig}", str(Path(sys.executable).with_name("sluice-operator")),
         f"--namespace={NAMESPACE}", "--standalone", f"--metrics-port={metrics_port}",
         f"--health-port={health_port}", f"--resync-seconds={resync_seconds}",
-        "--runtime-image=registry.local/sluice-runtime:test", "--log-level=INFO",
+        f"--runtime-image={RUNTIME_IMAGE}", "--log-level=INFO",
     ]  # fmt: skip
     return Operator(argv, log, metrics_port, health_port).start()
 
 
 @contextmanager
 def rig(workdir: Path, resync_seconds: float) -> Iterator[Rig]:
-    """A fresh control plane with roomy kwok nodes, the chart, and the operator, torn down after."""
-    bin_dir = controlplane.find_bin_dir()
-    state = workdir / "control-plane"
-    cluster = controlplane.start(state, bin_dir)
-    try:
-        nodes = bench_nodes()
-        cluster.create(*nodes)
-        names = {n["metadata"]["name"] for n in nodes}
-        wait_for(lambda: _nodes_ready(cluster, names), 120, "bench kwok nodes Ready")
-        cluster.create_namespace(NAMESPACE)
+    """A fresh control plane, the chart, and the operator, torn down after."""
+    with fresh_cluster(workdir) as cluster:
         release = install_chart(cluster, NAMESPACE)
         account = f"{release}-operator"
         cluster.kubectl("apply", "-f", "-", input=json.dumps(flow_schema(account)))
@@ -324,8 +239,6 @@ def rig(workdir: Path, resync_seconds: float) -> Iterator[Rig]:
             yield Rig(cluster, admin_api(cluster), operator)
         finally:
             operator.stop()
-    finally:
-        controlplane.stop(state)
 
 
 def bulk(rig: Rig, watcher: Watcher, count: int, timeout: float, run: ScaleRun) -> None:
@@ -447,13 +360,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resync-seconds", type=float, default=RESYNC_SECONDS)
     parser.add_argument("--ready-timeout", type=float, default=READY_TIMEOUT)
     parser.add_argument(
+        "--no-floor", action="store_true", help="skip the control plane's own run first"
+    )
+    parser.add_argument(
         "--out", type=Path, default=REPO / "bench" / "results" / "operator_scale.md"
     )
     args = parser.parse_args(argv)
     run = ScaleRun(count=args.count, resync_period=args.resync_seconds)
     workdir = Path(tempfile.mkdtemp(prefix="sluice-scale-"))
     try:
-        with rig(workdir, args.resync_seconds) as bench, Watcher(bench.api).running() as seen:
+        if not args.no_floor:
+            print(f"floor: {args.count} InferenceServices' objects, no operator", file=sys.stderr)
+            run.floor = operator_floor.measure(workdir / "floor", args.count)
+        with (
+            rig(workdir / "operator", args.resync_seconds) as bench,
+            Watcher(bench.api).running() as seen,
+        ):
             run.idle_rss_mb = rss_mb(bench.pid)[0]
             print(f"creating {args.count} InferenceServices", file=sys.stderr)
             bulk(bench, seen, args.count, args.ready_timeout, run)

@@ -61,6 +61,43 @@ class ServiceCosts:
 
 
 @dataclass
+class FloorRun:
+    """The control plane alone (bench/operator_floor.py): the objects `count` InferenceServices
+    become, applied with no operator, timed until every Deployment is available."""
+
+    count: int
+    objects: dict[str, int] = field(default_factory=dict)
+    apply_seconds: float = 0.0
+    available_seconds: float = 0.0
+    available: int = 0
+    progress: list[tuple[float, int]] = field(default_factory=list)
+    services: ServiceCosts = field(default_factory=ServiceCosts)
+
+    @property
+    def deployments(self) -> int:
+        return self.objects.get("Deployment", 0)
+
+    @property
+    def total_seconds(self) -> float:
+        """First apply to every Deployment available (or to the end of the wait)."""
+        return self.apply_seconds + self.available_seconds
+
+    def text(self) -> str:
+        """One line: what was applied and how long the control plane took for it."""
+        made = ", ".join(f"{n:,} {kind}s" for kind, n in self.objects.items())
+        done = (
+            "all available"
+            if self.available == self.deployments
+            else f"only {self.available:,} of {self.deployments:,} available"
+        )
+        return (
+            f"{made} applied in {self.apply_seconds:.1f} s; {done} "
+            f"{self.available_seconds:.1f} s later, {self.total_seconds:.1f} s from the first "
+            f"apply; Services: {self.services.text()}"
+        )
+
+
+@dataclass
 class ScaleRun:
     """Everything one run measured."""
 
@@ -90,6 +127,7 @@ class ScaleRun:
     children_latency: Latency | None = None
     ready_latency: Latency | None = None
     errors: float = 0.0
+    floor: FloorRun | None = None
 
 
 def _verdict(met: bool) -> str:
@@ -101,7 +139,8 @@ def targets(run: ScaleRun) -> list[str]:
     all_ready = run.ready_count == run.count
     lines.append(
         f"| all {run.count} Ready < {READY_TARGET_S:.0f} s after the last create "
-        f"| {_ready_text(run)} | {_verdict(all_ready and run.ready_seconds < READY_TARGET_S)} |"
+        f"| {_ready_text(run)}{_floor_note(run)} "
+        f"| {_verdict(all_ready and run.ready_seconds < READY_TARGET_S)} |"
     )
     lines.append(
         f"| operator peak RSS < {RSS_TARGET_MB:.0f} MB | {run.peak_rss_mb:.0f} MiB (VmHWM) "
@@ -116,6 +155,15 @@ def targets(run: ScaleRun) -> list[str]:
     return lines
 
 
+def _floor_note(run: ScaleRun) -> str:
+    if run.floor is None:
+        return ""
+    return (
+        f" (the control plane alone takes {run.floor.total_seconds:.1f} s from the first write "
+        "for the same objects, see below)"
+    )
+
+
 def _ready_text(run: ScaleRun) -> str:
     if run.ready_count == run.count:
         return f"{run.ready_seconds:.1f} s"
@@ -123,6 +171,35 @@ def _ready_text(run: ScaleRun) -> str:
         f"only {run.ready_count} of {run.count} after {run.ready_seconds:.0f} s "
         f"({run.final_ready} after {run.all_ready_seconds:.0f} s)"
     )
+
+
+def floor_section(run: ScaleRun) -> list[str]:
+    """The operator's time against the control plane's own for the same objects."""
+    floor = run.floor
+    if floor is None:
+        return []
+    operator_total = run.create_seconds + run.ready_seconds
+    return [
+        "## The control plane alone: the floor under all Ready",
+        "",
+        f"`python -m bench.operator_floor`, run first on its own fresh control plane of the same "
+        f"build: the {floor.count:,} InferenceServices' objects, rendered by the operator's own "
+        "builders (what `sluice render` prints, the final traffic split at once), server-side "
+        "applied by 8 client threads with no operator, no InferenceService objects, no status "
+        "writes and no events, then timed until every Deployment is available.",
+        "",
+        "| | first write -> all done | of which writing |",
+        "| --- | ---: | ---: |",
+        f"| control plane alone: {floor.deployments:,} Deployments available "
+        f"| {floor.total_seconds:.1f} s | {floor.apply_seconds:.1f} s |",
+        f"| with the operator: {run.count:,} InferenceServices Ready "
+        f"| {operator_total:.1f} s | {run.create_seconds:.1f} s (the InferenceServices) |",
+        "",
+        f"- Applied: {floor.text()}.",
+        f"- The operator's total is {operator_total / max(floor.total_seconds, 1e-9):.2f}x the "
+        "control plane's own.",
+        "",
+    ]
 
 
 def progress_table(run: ScaleRun, every: float = 5.0) -> list[str]:
@@ -194,7 +271,7 @@ def render(run: ScaleRun) -> str:
     if run.resync_written:
         lines += ["", "Written during the no-op resync:", ""]
         lines += [f"- `{k}`: {v:,.0f}" for k, v in sorted(run.resync_written.items())]
-    lines += ["", "## Ready over time", "", *progress_table(run), ""]
+    lines += ["", *floor_section(run), "## Ready over time", "", *progress_table(run), ""]
     if run.written:
         lines += [
             "## Writes by kind and action (whole run)",

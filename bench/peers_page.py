@@ -51,7 +51,7 @@ def floor_table(floors: Sequence[Floor]) -> list[str]:
     return lines
 
 
-def method(settings: Settings, load: str) -> list[str]:
+def method(settings: Settings, load: str, idle_share: float) -> list[str]:
     return [
         "## Setup",
         "",
@@ -75,10 +75,12 @@ def method(settings: Settings, load: str) -> list[str]:
         "the body) for REST and grpcload (`bench/peers/grpcload`, Go, grpc-go, one OS thread, "
         "one HTTP/2 connection, the request pre-serialized) for gRPC, closed loop. Server on "
         "core 0, client on core 1 (`taskset`). "
-        f"{settings.repeats} rounds: in each, every server is started and, at each point, "
-        f"warmed up for {settings.warmup} s and measured for {settings.seconds} s; each figure "
-        "is the median over the rounds, so a slow spell of the machine touches every server "
-        "alike.",
+        f"{settings.repeats} rounds: in each, every server of a model is started (all on the "
+        "server core), then at each point each server in turn is warmed up for "
+        f"{settings.warmup} s and measured for {settings.seconds} s while the others sit idle "
+        f"(their CPU meanwhile: at most {100 * idle_share:.1f}% of the core at any point); "
+        "each figure is the median over the rounds. The figures a ratio compares are taken "
+        "seconds apart, so a slow spell of the machine touches both alike.",
         "- Server CPU ms/req: utime+stime of the server's whole process tree (from /proc) over "
         "the requests answered. Client headroom: server CPU per request ÷ the client's own CPU "
         "per request (wait4 rusage), i.e. how many times faster the client is than the server "
@@ -104,7 +106,8 @@ def write_page(
     lines = ["# Sluice against KServe and MLServer", ""]
     lines += ["## Targets (issue 7, benchmark MLP, this run)", ""]
     lines += [*checks_table(checks(rows, concurrency)), ""]
-    lines += method(settings, load)
+    idle_share = max((row.others_cpu_share for row in rows.values()), default=0.0)
+    lines += method(settings, load, idle_share)
     for key, title in titles.items():
         lines += [f"## {title}", "", "### Ratios (Sluice with batching off unless marked)", ""]
         lines += [*ratio_table(rows, key), "", "### Every point", ""]

@@ -53,6 +53,7 @@ class Sample:
     errors: int
     server_cpu_s: float
     client_cpu_s: float
+    others_cpu_s: float = 0.0  # the other servers', idle on the same core meanwhile
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Row:
     client_cpu_ms: float
     errors: int
     repeats: int
+    others_cpu_share: float = 0.0  # the most the idle servers took of the core, any repeat
 
     @property
     def client_headroom(self) -> float:
@@ -99,6 +101,7 @@ def summarize(point: Point, samples: Sequence[Sample]) -> Row:
         client_cpu_ms=median(1e3 * s.client_cpu_s / s.requests for s in answered),
         errors=sum(s.errors for s in samples),
         repeats=len(samples),
+        others_cpu_share=max(s.others_cpu_s / s.seconds for s in samples),
     )
 
 

@@ -1,8 +1,9 @@
 """`python -m bench.peers_run`: Sluice against KServe and MLServer, same model, same client.
 
-In each of `repeats` rounds, for each model and server: start it pinned to the server core,
-check that every protocol answers onnxruntime's numbers, then for each protocol and
-concurrency warm up and measure once with wrk or grpcload pinned to the client core. Each
+In each of `repeats` rounds, for each model: start every server pinned to the server core,
+check that each answers onnxruntime's numbers on its protocols, then at each protocol and
+concurrency warm up and measure each server in turn with wrk or grpcload pinned to the
+client core (the others idle meanwhile; their CPU is recorded). Each
 figure is the median over the rounds. Writes bench/results/peers.md and the rows as
 bench/results/peers.json. `--quick` is a smoke run.
 """
@@ -14,7 +15,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,16 +141,21 @@ def measure_floor(
 
 
 def measure_once(
-    client: Client, server: RunningServer, point: Point, settings: Settings, round_: int
-) -> Sample:
-    """Warm up, then one run with the server tree's CPU seconds around it."""
+    client: Client, server: RunningServer, point: Point, settings: Settings, round_: int,
+    others: Sequence[RunningServer] = (),
+) -> Sample:  # fmt: skip
+    """Warm up, then one run with the server tree's CPU seconds around it (and the CPU of
+    `others`, servers idle on the same core meanwhile, so the page can show it is small)."""
     client.run(server, point.model, point.protocol, point.concurrency, settings.warmup)
     before = server.cpu_seconds()
+    others_before = sum(other.cpu_seconds() for other in others)
     got = client.run(server, point.model, point.protocol, point.concurrency, settings.seconds)
     cpu = server.cpu_seconds() - before
+    others_cpu = sum(other.cpu_seconds() for other in others) - others_before
     sample = Sample(
-        got.requests, got.seconds, got.p50_ms, got.p99_ms, got.errors, cpu, got.client_cpu_s
-    )
+        got.requests, got.seconds, got.p50_ms, got.p99_ms, got.errors, cpu, got.client_cpu_s,
+        others_cpu,
+    )  # fmt: skip
     print(
         f"round {round_ + 1} {point.model:4} {point.server:13} {point.protocol:12} "
         f"c{point.concurrency:<3} {got.rps:9.0f} req/s  p50 {got.p50_ms:7.3f} ms  "
@@ -166,23 +173,35 @@ def measure_point(client: Client, server: RunningServer, point: Point, settings:
     return summarize(point, runs)
 
 
-def measure_server(
-    prepared: Prepared, config: ServerConfig, protocols: Sequence[str], client: Client,
+def measure_round(
+    prepared: Prepared, plan: Mapping[str, tuple[str, ...]], client: Client,
     settings: Settings, round_: int, notes: list[str],
 ) -> dict[Point, Sample]:  # fmt: skip
-    """One round of one server on one model: started, checked, then every point once."""
+    """One round on one model: every server of `plan` started at once and checked, then at
+    each point every server measured in turn while the others sit idle on the same core, so
+    the figures a ratio compares are taken seconds apart, not minutes."""
     name = prepared.served.name
-    with running(config, prepared.served, WORK) as server:
-        check_answers(server, name, prepared.bodies, prepared.expected, tuple(protocols))
-        if round_ == 0 and config.kind == "mlserver" and "rest-binary" not in protocols:
-            status = binary_refused(server, name, prepared.bodies)
-            notes.append(f"{config.label}: a binary tensor extension request gets HTTP {status}")
-        points = [
-            Point(prepared.model.key, protocol, concurrency, config.label)
-            for protocol in protocols
-            for concurrency in settings.concurrency
-        ]
-        return {point: measure_once(client, server, point, settings, round_) for point in points}
+    with ExitStack() as stack:
+        servers = {
+            label: stack.enter_context(running(SERVERS[label], prepared.served, WORK))
+            for label in plan
+        }
+        for label, server in servers.items():
+            protocols = plan[label]
+            check_answers(server, name, prepared.bodies, prepared.expected, protocols)
+            if round_ == 0 and SERVERS[label].kind == "mlserver" and "rest-binary" not in protocols:
+                status = binary_refused(server, name, prepared.bodies)
+                notes.append(f"{label}: a binary tensor extension request gets HTTP {status}")
+        measured: dict[Point, Sample] = {}
+        for protocol in ALL:
+            for concurrency in settings.concurrency:
+                for label, server in servers.items():
+                    if protocol not in plan[label]:
+                        continue
+                    point = Point(prepared.model.key, protocol, concurrency, label)
+                    others = [other for key, other in servers.items() if key != label]
+                    measured[point] = measure_once(client, server, point, settings, round_, others)
+        return measured
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -234,19 +253,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         client = Client(tools, prepared.bodies, WORK / f"{model.key}-requests")
         prepared_models.append((prepared, client))
     wanted = args.protocols.split(",")
-    # Rounds, not back-to-back repeats: in each round every server is started and measured at
-    # every point once, so a slow spell of the machine touches every server alike rather
+    # Rounds, not back-to-back repeats, and within a round every server at each point in
+    # turn: a slow spell of the machine touches the servers a ratio compares alike, rather
     # than whichever one happened to be running.
     for round_ in range(settings.repeats):
         for prepared, client in prepared_models:
-            for label, planned in prepared.model.plan.items():
-                protocols = tuple(protocol for protocol in planned if protocol in wanted)
-                if label in chosen and protocols:
-                    measured = measure_server(
-                        prepared, SERVERS[label], protocols, client, settings, round_, notes
-                    )
-                    for point, sample in measured.items():
-                        samples.setdefault(point, []).append(sample)
+            plan = {
+                label: tuple(protocol for protocol in planned if protocol in wanted)
+                for label, planned in prepared.model.plan.items()
+                if label in chosen
+            }
+            plan = {label: protocols for label, protocols in plan.items() if protocols}
+            if plan:
+                measured = measure_round(prepared, plan, client, settings, round_, notes)
+                for point, sample in measured.items():
+                    samples.setdefault(point, []).append(sample)
     rows = {point: summarize(point, found) for point, found in samples.items()}
     write_page(args.out, rows, floors, titles, settings, notes, load)
     args.out.with_suffix(".json").write_text(

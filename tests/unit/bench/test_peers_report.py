@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
+from bench.peers_page import write_page
 from bench.peers_report import (
     KSERVE,
     MLSERVER,
@@ -13,6 +17,7 @@ from bench.peers_report import (
     Point,
     Row,
     Sample,
+    Settings,
     checks,
     ratio_table,
     rows_table,
@@ -115,3 +120,21 @@ def test_a_server_that_answered_nothing_gives_no_ratio() -> None:
     assert ratio_table(rows, "mlp")[2] == "| grpc | 64 | - | - | - | - | - | - |"
     assert "stalled" in rows_table(rows, "mlp")[2]
     assert not [c for c in checks(rows, (64,)) if "KServe" in c.target and "CPU" in c.target]
+
+
+def test_summarize_keeps_the_most_the_idle_servers_took_of_the_core() -> None:
+    point = Point("mlp", "grpc", 1, SLUICE)
+    quiet = sample(2000)
+    busy = replace(quiet, others_cpu_s=0.05)  # 0.05 s of a 2 s window
+    assert summarize(point, [quiet, busy, quiet]).others_cpu_share == pytest.approx(0.025)
+    assert summarize(point, [quiet]).others_cpu_share == 0.0
+
+
+def test_the_page_says_how_much_of_the_core_the_idle_servers_took(tmp_path: Path) -> None:
+    rows = {r.point: r for r in (row(SLUICE, 4000, 0.2), row(KSERVE, 800, 1.2))}
+    rows[Point("mlp", "grpc", 16, NOOP)] = replace(row(NOOP, 9000, 0.05), others_cpu_share=0.031)
+    settings = Settings(seconds=2, warmup=1, repeats=3, concurrency=(16,), batch=64,
+                        batch_delay_us=500)  # fmt: skip
+    out = tmp_path / "peers.md"
+    write_page(out, rows, {}, {"mlp": "MLP"}, settings, [], "0.5 0.5 0.5")
+    assert "(their CPU meanwhile: at most 3.1% of the core at any point)" in out.read_text()
