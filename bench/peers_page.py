@@ -80,7 +80,8 @@ def method(settings: Settings, load: str, idle_share: float) -> list[str]:
         f"{settings.warmup} s and measured for {settings.seconds} s while the others sit idle "
         f"(their CPU meanwhile: at most {100 * idle_share:.1f}% of the core at any point); "
         "each figure is the median over the rounds. The figures a ratio compares are taken "
-        "seconds apart, so a slow spell of the machine touches both alike.",
+        "seconds apart, so a slow spell of the machine touches both alike; CPU ratios are the "
+        "median of the round-by-round ratios.",
         "- Server CPU ms/req: utime+stime of the server's whole process tree (from /proc) over "
         "the requests answered. Client headroom: server CPU per request ÷ the client's own CPU "
         "per request (wait4 rusage), i.e. how many times faster the client is than the server "

@@ -19,6 +19,7 @@ from bench.peers_report import (
     Sample,
     Settings,
     checks,
+    cpu_ratio,
     ratio_table,
     rows_table,
     summarize,
@@ -138,3 +139,22 @@ def test_the_page_says_how_much_of_the_core_the_idle_servers_took(tmp_path: Path
     out = tmp_path / "peers.md"
     write_page(out, rows, {}, {"mlp": "MLP"}, settings, [], "0.5 0.5 0.5")
     assert "(their CPU meanwhile: at most 3.1% of the core at any point)" in out.read_text()
+
+
+def test_cpu_ratios_pair_the_rounds_when_both_servers_ran_in_the_same_ones() -> None:
+    # This session's gRPC c1 figures: the medians give 0.306 / 1.043 = 0.29x, but round by
+    # round Sluice was at 0.27x, 0.34x and 0.39x of KServe: the paired median is 0.34x.
+    def measured(server: str, rounds: tuple[float, ...]) -> Row:
+        return replace(row(server, 1000, sorted(rounds)[1], c=1), cpu_rounds=rounds)
+
+    sluice, kserve = (
+        measured(SLUICE, (0.306, 0.288, 0.402)),
+        measured(KSERVE, (1.116, 0.854, 1.043)),
+    )
+    assert cpu_ratio(sluice, kserve) == pytest.approx(0.288 / 0.854)
+    found = {c.target: c for c in checks({r.point: r for r in (sluice, kserve)}, [1])}
+    cpu = next(c for target, c in found.items() if target.startswith("server CPU"))
+    assert not cpu.met
+    assert cpu.worst == "0.34x (grpc c1)"
+    # Rows from different rounds (or none recorded) fall back to the ratio of the medians.
+    assert cpu_ratio(replace(sluice, cpu_rounds=()), kserve) == pytest.approx(0.306 / 1.043)
