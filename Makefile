@@ -70,8 +70,9 @@ bench-instructions: install system-deps
 	bash hack/bench-tools.sh
 	$(PY) -m bench.instructions
 
-# The operator with 1,000 InferenceServices on a fresh local control plane with kwok nodes
-# (bench/results/operator_scale.md); several minutes, so not part of `make bench`.
+# The operator with 1,000 InferenceServices on a fresh local control plane with kwok nodes,
+# after the control plane's own floor for the same objects with no operator (bench.operator_floor)
+# (bench/results/operator_scale.md); about 7 minutes, so not part of `make bench`.
 bench-operator: install system-deps
 	$(PY) -m bench.operator_scale
 
