@@ -112,12 +112,11 @@ def measure(workdir: Path, count: int, timeout: float = TIMEOUT) -> FloorRun:
             deadline = applied + timeout
             while True:
                 ready, now = seen.count(), time.monotonic()
-                run.progress.append((now - applied, ready))
                 print(
-                    f"  floor +{now - applied:6.1f}s  available {ready:5d}/{kinds['Deployment']}",
+                    f"  floor +{now - applied:6.1f}s  available {ready:5d}/{run.deployments}",
                     file=sys.stderr,
                 )
-                if ready == kinds["Deployment"] or now > deadline:
+                if ready == run.deployments or now > deadline:
                     break
                 time.sleep(1.0)
             run.available_seconds, run.available = now - applied, ready

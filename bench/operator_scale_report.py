@@ -70,7 +70,6 @@ class FloorRun:
     apply_seconds: float = 0.0
     available_seconds: float = 0.0
     available: int = 0
-    progress: list[tuple[float, int]] = field(default_factory=list)
     services: ServiceCosts = field(default_factory=ServiceCosts)
 
     @property

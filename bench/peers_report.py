@@ -92,20 +92,23 @@ def summarize(point: Point, samples: Sequence[Sample]) -> Row:
         return float(statistics.median(found)) if found else math.nan
 
     answered = [s for s in samples if s.requests > 0]  # a stalled window has no per-request cost
+    # Each repeat's server CPU per request, in round order (NaN where nothing was answered):
+    # the median below, and the round-by-round ratios of `cpu_ratio`.
+    cpu_rounds = tuple(
+        1e3 * s.server_cpu_s / s.requests if s.requests else math.nan for s in samples
+    )
 
     return Row(
         point=point,
         rps=median(s.requests / s.seconds for s in samples),
         p50_ms=median(s.p50_ms for s in samples),
         p99_ms=median(s.p99_ms for s in samples),
-        server_cpu_ms=median(1e3 * s.server_cpu_s / s.requests for s in answered),
+        server_cpu_ms=median(cpu for cpu in cpu_rounds if not math.isnan(cpu)),
         client_cpu_ms=median(1e3 * s.client_cpu_s / s.requests for s in answered),
         errors=sum(s.errors for s in samples),
         repeats=len(samples),
         others_cpu_share=max(s.others_cpu_s / s.seconds for s in samples),
-        cpu_rounds=tuple(
-            1e3 * s.server_cpu_s / s.requests if s.requests else math.nan for s in samples
-        ),
+        cpu_rounds=cpu_rounds,
     )
 
 
